@@ -1,0 +1,42 @@
+# Waybill. `make run` to try it, `make test` to test it. `make help` lists the rest.
+GO        ?= go
+SQLC      ?= $(shell command -v sqlc 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/sqlc)
+SQLC_VERSION := v1.31.1
+BIN       := bin/waybill
+
+.PHONY: help build run test check generate sqlc-install fmt vet ensure-postgres bench clean
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/waybill
+	$(GO) build -o $(BIN) ./cmd/waybill
+
+run: build ensure-postgres ## run Waybill locally: Postgres, migrations, sandbox carrier, River UI
+	$(BIN) dev
+
+test: ensure-postgres ## run every test against a real Postgres (started or installed if needed)
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+check: fmt vet sqlc-check ## what CI checks besides tests
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+sqlc-install:
+	@test -x "$(SQLC)" || { echo "installing sqlc $(SQLC_VERSION) (a few minutes, once)"; GOFLAGS= $(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION); }
+
+generate: sqlc-install ## regenerate internal/dbsqlc from db/queries
+	$(SQLC) generate
+
+sqlc-check: sqlc-install
+	$(SQLC) diff
+
+ensure-postgres:
+	@scripts/ensure-postgres.sh
+
+clean:
+	rm -rf bin .waybill

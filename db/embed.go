@@ -1,0 +1,9 @@
+// Package db holds Waybill's SQL: goose migrations (also sqlc's schema) and sqlc queries.
+package db
+
+import "embed"
+
+// Migrations are the goose SQL migrations, applied by internal/migrate.
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS

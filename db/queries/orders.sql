@@ -1,0 +1,42 @@
+-- name: OrderInsert :one
+-- The intake's insert: a repeat of an existing external_id returns no row (the caller then
+-- compares contents), and ON CONFLICT rows get no dispatch job (see the outbox trigger).
+INSERT INTO waybill.orders (external_id, carrier, kind, payload)
+VALUES (@external_id, @carrier, @kind, @payload)
+ON CONFLICT (external_id) DO NOTHING
+RETURNING *;
+
+-- name: OrderGetByExternalID :one
+SELECT * FROM waybill.orders WHERE external_id = @external_id;
+
+-- name: OrderGetByID :one
+SELECT * FROM waybill.orders WHERE id = @id;
+
+-- name: OrderMarkDispatchedMany :many
+-- Records the carrier's answers for a batch of dispatched orders. A carrier webhook may already
+-- have moved an order past dispatched, so status only moves from pending, and what is already
+-- known is kept.
+UPDATE waybill.orders o
+SET status        = CASE WHEN o.status = 'pending' THEN 'dispatched' ELSE o.status END,
+    status_at     = CASE WHEN o.status = 'pending' THEN now() ELSE o.status_at END,
+    carrier_ref   = coalesce(o.carrier_ref, u.carrier_ref),
+    tracking_url  = coalesce(o.tracking_url, nullif(u.tracking_url, '')),
+    dispatched_at = coalesce(o.dispatched_at, now()),
+    updated_at    = now()
+FROM (SELECT unnest(@ids::bigint[])           AS id,
+             unnest(@carrier_refs::text[])  AS carrier_ref,
+             unnest(@tracking_urls::text[]) AS tracking_url) u
+WHERE o.id = u.id
+RETURNING o.id, o.created_at, o.dispatched_at;
+
+-- name: OrderMarkRejected :execrows
+-- The carrier refused the order for good (bad address, bad phone…).
+UPDATE waybill.orders
+SET status = 'rejected', status_reason = @reason, status_at = now(), updated_at = now()
+WHERE id = @id AND status = 'pending';
+
+-- name: CarrierEnsure :exec
+-- Keeps waybill.carriers in step with the service's configuration.
+INSERT INTO waybill.carriers (name)
+SELECT unnest(@names::text[])
+ON CONFLICT (name) DO NOTHING;
