@@ -40,7 +40,7 @@ CREATE FUNCTION waybill.order_payload_problems(payload jsonb) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     problems text[] := '{}';
-    rfc3339  CONSTANT text := '^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$';
+    rfc3339  CONSTANT text := '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$';
     r jsonb;
     a jsonb;
     w jsonb;

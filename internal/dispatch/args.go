@@ -1,0 +1,30 @@
+// Package dispatch sends pending orders to their carrier: the River worker behind the outbox
+// trigger, and the batch that records carriers' answers.
+package dispatch
+
+import (
+	"github.com/riverqueue/river"
+
+	"github.com/waybill/waybill/internal/orders"
+)
+
+// QueueDispatch is the River queue the outbox trigger enqueues into.
+const QueueDispatch = "dispatch"
+
+// Args are a dispatch job's arguments. The outbox trigger (waybill.orders_enqueue_dispatch)
+// writes them in SQL, so field names here and there must agree. The job carries the whole order
+// so that dispatching it needs no SELECT.
+type Args struct {
+	OrderID    int64          `json:"order_id"`
+	ExternalID string         `json:"external_id"`
+	Carrier    string         `json:"carrier"`
+	OrderKind  orders.Kind    `json:"kind"`
+	Payload    orders.Payload `json:"payload"`
+}
+
+// Kind must match the trigger's kind.
+func (Args) Kind() string { return "dispatch_order" }
+
+func (Args) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueDispatch, MaxAttempts: 25}
+}

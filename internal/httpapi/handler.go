@@ -1,0 +1,240 @@
+// Package httpapi is Waybill's HTTP surface: order intake for producers that cannot write SQL,
+// health and readiness, metrics, carrier webhooks and River UI, all on one mux.
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/waybill/waybill/internal/orders"
+)
+
+// maxOrderBody bounds an intake request; a canonical order is a few KiB.
+const maxOrderBody = 1 << 20
+
+// WebhookHandler receives carrier webhooks (internal/webhook).
+type WebhookHandler interface {
+	ServeCheck(w http.ResponseWriter, r *http.Request)
+	ServeEvent(w http.ResponseWriter, r *http.Request)
+}
+
+// Deps are what the handler serves. Nil optional parts answer 404 with a reason.
+type Deps struct {
+	Orders      *orders.Store
+	IntakeToken string // empty: POST /v1/orders answers 401 to everyone
+	Logger      *slog.Logger
+	// Ready reports why the service cannot serve (nil when it can) for /readyz.
+	Ready    func(ctx context.Context) error
+	Metrics  http.Handler
+	Webhooks WebhookHandler
+	// RiverUI is mounted at /riverui/, already behind admin auth (see BasicAuth); nil when no
+	// admin credentials are configured.
+	RiverUI http.Handler
+}
+
+type api struct{ Deps }
+
+// NewHandler lists every route Waybill serves.
+func NewHandler(d Deps) http.Handler {
+	a := &api{d}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("POST /v1/orders", a.requireToken(a.createOrder))
+	mux.HandleFunc("GET /v1/orders/{external_id}", a.requireToken(a.getOrder))
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", d.Metrics)
+	}
+	if d.Webhooks != nil {
+		mux.HandleFunc("GET /webhooks/{carrier}", d.Webhooks.ServeCheck)
+		mux.HandleFunc("POST /webhooks/{carrier}", d.Webhooks.ServeEvent)
+	}
+	if d.RiverUI != nil {
+		mux.Handle("/riverui/", d.RiverUI)
+	} else {
+		mux.HandleFunc("/riverui/", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: "River UI is off: set WAYBILL_ADMIN_USER and WAYBILL_ADMIN_PASSWORD"})
+		})
+	}
+	return mux
+}
+
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := a.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+type createOrderRequest struct {
+	ExternalID string          `json:"external_id"`
+	Carrier    string          `json:"carrier"`
+	Kind       orders.Kind     `json:"kind"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// orderResponse is the order as the API shows it; the payload stays with the producer.
+type orderResponse struct {
+	ExternalID   string        `json:"external_id"`
+	Carrier      string        `json:"carrier"`
+	Kind         orders.Kind   `json:"kind"`
+	Status       orders.Status `json:"status"`
+	StatusReason string        `json:"status_reason,omitempty"`
+	CarrierRef   string        `json:"carrier_ref,omitempty"`
+	TrackingURL  string        `json:"tracking_url,omitempty"`
+	CreatedAt    time.Time     `json:"created_at"`
+	UpdatedAt    time.Time     `json:"updated_at"`
+	DispatchedAt *time.Time    `json:"dispatched_at,omitempty"`
+}
+
+func newOrderResponse(o orders.Order) orderResponse {
+	return orderResponse{
+		ExternalID: o.ExternalID, Carrier: o.Carrier, Kind: o.Kind, Status: o.Status,
+		StatusReason: o.StatusReason, CarrierRef: o.CarrierRef, TrackingURL: o.TrackingURL,
+		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt, DispatchedAt: o.DispatchedAt,
+	}
+}
+
+func (a *api) createOrder(w http.ResponseWriter, r *http.Request) {
+	var req createOrderRequest
+	if err := decodeJSON(w, r, maxOrderBody, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var problems []orders.Problem
+	if strings.TrimSpace(req.ExternalID) == "" {
+		problems = append(problems, orders.Problem{Field: "external_id", Problem: "required non-empty string"})
+	}
+	if req.Carrier == "" {
+		problems = append(problems, orders.Problem{Field: "carrier", Problem: "required, e.g. onfleet"})
+	}
+	if len(req.Payload) == 0 || string(req.Payload) == "null" {
+		problems = append(problems, orders.Problem{Field: "payload", Problem: "required object"})
+	}
+	if problems != nil {
+		a.writeError(w, r, &orders.ValidationError{Problems: problems})
+		return
+	}
+	order, created, err := a.Orders.Create(r.Context(), orders.NewOrder{
+		ExternalID: req.ExternalID, Carrier: req.Carrier, Kind: req.Kind, Payload: req.Payload,
+	})
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		a.Logger.InfoContext(r.Context(), "order accepted", "order_id", order.ID, "external_id", order.ExternalID, "carrier", order.Carrier)
+	}
+	writeJSON(w, status, newOrderResponse(order))
+}
+
+func (a *api) getOrder(w http.ResponseWriter, r *http.Request) {
+	order, err := a.Orders.GetByExternalID(r.Context(), r.PathValue("external_id"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newOrderResponse(order))
+}
+
+// requireToken checks the intake bearer token in constant time.
+func (a *api) requireToken(next http.HandlerFunc) http.HandlerFunc {
+	want := []byte("Bearer " + a.IntakeToken)
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if a.IntakeToken == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="waybill"`)
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong bearer token"})
+			return
+		}
+		next(w, r)
+	}
+}
+
+// BasicAuth guards admin pages (River UI) with WAYBILL_ADMIN_USER / WAYBILL_ADMIN_PASSWORD.
+func BasicAuth(user, password string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		userOK := subtle.ConstantTimeCompare([]byte(u), []byte(user)) == 1
+		passOK := subtle.ConstantTimeCompare([]byte(p), []byte(password)) == 1
+		if !ok || !userOK || !passOK {
+			w.Header().Set("WWW-Authenticate", `Basic realm="waybill admin", charset="UTF-8"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type errorBody struct {
+	Error  string           `json:"error"`
+	Fields []orders.Problem `json:"fields,omitempty"`
+}
+
+// requestError is a client mistake found before the order reached the store.
+type requestError struct {
+	status int
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+// writeError is the one place errors become HTTP answers. Internal errors are logged, never
+// echoed.
+func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		verr *orders.ValidationError
+		rerr *requestError
+	)
+	switch {
+	case errors.As(err, &rerr):
+		writeJSON(w, rerr.status, errorBody{Error: rerr.msg})
+	case errors.As(err, &verr):
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid order", Fields: verr.Problems})
+	case errors.Is(err, orders.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
+	case errors.Is(err, orders.ErrConflict):
+		writeJSON(w, http.StatusConflict, errorBody{Error: err.Error()})
+	default:
+		a.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
+	}
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &requestError{http.StatusUnsupportedMediaType, "Content-Type must be application/json"}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit)}
+		}
+		return &requestError{http.StatusBadRequest, "malformed JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return &requestError{http.StatusBadRequest, "malformed JSON: one object expected"}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
