@@ -1,0 +1,241 @@
+// Package daemon runs `waybill serve`: the HTTP API, River's workers and the dispatch completer
+// over one Postgres pool, started and stopped in order.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"riverqueue.com/riverui"
+
+	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/config"
+	"github.com/waybill/waybill/internal/dbsqlc"
+	"github.com/waybill/waybill/internal/dispatch"
+	"github.com/waybill/waybill/internal/httpapi"
+	"github.com/waybill/waybill/internal/migrate"
+	"github.com/waybill/waybill/internal/orders"
+)
+
+// Options are what tests and `waybill dev` change about serving.
+type Options struct {
+	// Listener to serve on; nil listens on cfg.HTTPAddr.
+	Listener net.Listener
+	// OnReady is called with the base URL once the service serves.
+	OnReady func(baseURL string)
+	// ShutdownTimeout bounds a graceful stop (default 20s).
+	ShutdownTimeout time.Duration
+}
+
+// Serve runs Waybill until ctx ends.
+func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) error {
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 20 * time.Second
+	}
+	pool, err := newPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	if err := checkMigrated(ctx, cfg.DatabaseURL, logger); err != nil {
+		return err
+	}
+
+	carriers, err := buildCarriers(cfg, logger)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(carriers))
+	for name := range carriers {
+		names = append(names, name)
+	}
+	if err := dbsqlc.New().CarrierEnsure(ctx, pool, names); err != nil {
+		return fmt.Errorf("register carriers: %w", err)
+	}
+
+	hooks := newHooks()
+	completer := dispatch.NewBatchCompleter(pool, migrate.Schema, hooks, logger)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
+		Carriers:  carriers,
+		Completer: completer,
+		Pool:      pool,
+		Hooks:     hooks,
+		Logger:    logger,
+	}))
+
+	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, workers, logger))
+	if err != nil {
+		return fmt.Errorf("create river client: %w", err)
+	}
+	completer.SetClient(client)
+
+	var riverUI http.Handler
+	if cfg.AdminUser != "" {
+		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
+			Endpoints: riverui.NewEndpoints(client, nil),
+			Logger:    logger,
+			Prefix:    "/riverui",
+		})
+		if err != nil {
+			return fmt.Errorf("create river ui: %w", err)
+		}
+		if err := ui.Start(ctx); err != nil {
+			return fmt.Errorf("start river ui: %w", err)
+		}
+		riverUI = httpapi.BasicAuth(cfg.AdminUser, cfg.AdminPassword, ui)
+	} else {
+		logger.WarnContext(ctx, "River UI not mounted: WAYBILL_ADMIN_USER and WAYBILL_ADMIN_PASSWORD are not set")
+	}
+
+	handler := httpapi.NewHandler(httpapi.Deps{
+		Orders:      orders.NewStore(pool),
+		IntakeToken: cfg.IntakeToken,
+		Logger:      logger,
+		Ready:       readiness(pool, client),
+		RiverUI:     riverUI,
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen on %s (WAYBILL_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+		}
+	}
+
+	// The completer outlives River's stop: jobs still running when River stops wait on it.
+	completerCtx, stopCompleter := context.WithCancel(context.WithoutCancel(ctx))
+	completerDone := make(chan struct{})
+	go func() { defer close(completerDone); completer.Run(completerCtx) }()
+	defer func() { stopCompleter(); <-completerDone }()
+
+	// River gets its own context: cancelling Start's context would hard-stop it.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	baseURL := "http://" + ln.Addr().String()
+	logger.InfoContext(ctx, "waybill serving", "addr", ln.Addr().String(), "carriers", names)
+	if opts.OnReady != nil {
+		opts.OnReady(baseURL)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	logger.Info("waybill stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("http shutdown", "error", err)
+	}
+	if err := client.Stop(shutdownCtx); err != nil {
+		logger.Warn("river did not stop in time; cancelling running jobs", "error", err)
+		hardCtx, hardCancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer hardCancel()
+		if err := client.StopAndCancel(hardCtx); err != nil {
+			logger.Error("river stop and cancel", "error", err)
+		}
+	}
+	return runErr
+}
+
+func newPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pcfg.MaxConns = cfg.DBMaxConns
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "waybill"
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Postgres: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to Postgres (DATABASE_URL): %w", err)
+	}
+	return pool, nil
+}
+
+func checkMigrated(ctx context.Context, databaseURL string, logger *slog.Logger) error {
+	m, err := migrate.New(ctx, databaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	pending, err := m.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	if pending {
+		return errors.New("the database has pending migrations: run `waybill migrate up` first")
+	}
+	return nil
+}
+
+// riverConfig tunes River for a dispatch queue that must keep up with thousands of orders a
+// second, and for crash recovery within two minutes.
+func riverConfig(cfg *config.Config, workers *river.Workers, logger *slog.Logger) *river.Config {
+	return &river.Config{
+		Schema:  migrate.Schema,
+		Logger:  logger,
+		Workers: workers,
+		Queues: map[string]river.QueueConfig{
+			dispatch.QueueDispatch: {MaxWorkers: cfg.DispatchWorkers},
+		},
+		// The outbox trigger sends no NOTIFY (it would halve insert throughput), so idle
+		// producers poll; the cooldown lets a busy producer fetch again right away.
+		FetchPollInterval: cfg.DispatchPoll,
+		FetchCooldown:     min(cfg.DispatchPoll/5, 10*time.Millisecond),
+		// After a crash, a job left running is rescued once RescueAfter has passed; jobs can't
+		// legitimately run longer than JobTimeout, which is shorter.
+		JobTimeout:           cfg.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		// Finished jobs are evidence only briefly; dead letters are copied to waybill.dead_jobs.
+		CompletedJobRetentionPeriod: cfg.CompletedRetention,
+	}
+}
+
+// readiness: Postgres answers and River runs.
+func readiness(pool *pgxpool.Pool, client *river.Client[pgx.Tx]) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-client.Stopped():
+			return errors.New("river: stopped")
+		default:
+		}
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		return nil
+	}
+}
+
+func buildCarriers(cfg *config.Config, logger *slog.Logger) (map[string]carrier.Carrier, error) {
+	_ = logger
+	return map[string]carrier.Carrier{}, errors.New("carriers: not wired yet")
+}
