@@ -1,0 +1,81 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/waybill/waybill/internal/dbtest"
+)
+
+func TestReady(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := dbtest.NewPool(t)
+	running := func() error { return nil }
+
+	require.NoError(t, Ready(ctx, pool, running))
+
+	err := Ready(ctx, pool, func() error { return errors.New("client stopped") })
+	require.ErrorContains(t, err, "river: client stopped")
+
+	closed, err := pgxpool.New(ctx, pool.Config().ConnString())
+	require.NoError(t, err)
+	closed.Close()
+	err = Ready(ctx, closed, running)
+	require.ErrorContains(t, err, "postgres:")
+}
+
+func TestReadyHandler(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.NewPool(t)
+	get := func(h http.Handler) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		body, _ := io.ReadAll(rec.Body)
+		return rec.Code, string(body)
+	}
+
+	code, body := get(ReadyHandler(pool, func() error { return nil }, testLogger(t)))
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "ok\n", body)
+
+	code, body = get(ReadyHandler(pool, func() error { return errors.New("client not started") }, testLogger(t)))
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, body, "river: client not started")
+}
+
+type noopArgs struct{}
+
+func (noopArgs) Kind() string { return "noop" }
+
+type noopWorker struct{ river.WorkerDefaults[noopArgs] }
+
+func (noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil }
+
+func TestRiverRunning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := dbtest.NewPool(t)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, noopWorker{})
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Schema: "waybill", Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}, Workers: workers,
+	})
+	require.NoError(t, err)
+	running := RiverRunning(client.Stopped)
+
+	require.ErrorContains(t, running(), "not started")
+	require.NoError(t, client.Start(ctx))
+	require.NoError(t, running())
+	require.NoError(t, client.Stop(ctx))
+	require.ErrorContains(t, running(), "stopped")
+}
