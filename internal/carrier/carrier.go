@@ -45,7 +45,8 @@ const (
 	Transient ErrorClass = iota
 	// RateLimited: HTTP 429. Wait and retry without using up an attempt.
 	RateLimited
-	// Unauthorized: 401/403, the integration is broken. Keep retrying slowly; ops are alarmed.
+	// Unauthorized: 401/403 (or an endpoint that does not exist): the integration is broken.
+	// Keep retrying slowly; ops are alarmed.
 	Unauthorized
 	// Rejected: any other 4xx. The carrier will never accept this order as it is.
 	Rejected

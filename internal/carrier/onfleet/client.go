@@ -1,0 +1,231 @@
+// Package onfleet is the Onfleet carrier adapter: it creates tasks through Onfleet's API v2 and
+// finds them again by the metadata Waybill stores on them (Onfleet has no idempotency key).
+package onfleet
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/waybill/waybill/internal/carrier"
+)
+
+// Name is the carrier's name in waybill.orders.carrier.
+const Name = "onfleet"
+
+// DefaultTimeout bounds one request when Options.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
+
+// maxResponseBody caps how much of an answer is read; a metadata query answers with whole tasks.
+const maxResponseBody = 8 << 20
+
+// Options configures a Client.
+type Options struct {
+	BaseURL string // e.g. https://onfleet.com/api/v2
+	APIKey  string
+	// RateLimit is requests per second across every caller of this Client; 0 means no limit.
+	RateLimit float64
+	// Timeout bounds each request, from sending to the last byte of the answer. Waiting for the
+	// rate limiter does not count. Zero means DefaultTimeout.
+	Timeout time.Duration
+	Logger  *slog.Logger
+	// Transport replaces the pooled transport, for tests.
+	Transport http.RoundTripper
+}
+
+// Client talks to Onfleet. It is safe for concurrent use; share one per process so that every
+// worker waits on the same rate limiter.
+type Client struct {
+	baseURL string
+	auth    string
+	limiter *rate.Limiter // nil: no limit
+	timeout time.Duration
+	http    *http.Client
+	logger  *slog.Logger
+}
+
+var _ carrier.Carrier = (*Client)(nil)
+
+// New returns a Client for opts.
+func New(opts Options) *Client {
+	c := &Client{
+		baseURL: strings.TrimRight(opts.BaseURL, "/"),
+		// Onfleet: the API key is the user name, the password is empty.
+		auth:    "Basic " + base64.StdEncoding.EncodeToString([]byte(opts.APIKey+":")),
+		timeout: cmp.Or(opts.Timeout, DefaultTimeout),
+		logger:  opts.Logger,
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RateLimit > 0 {
+		// A burst of one: Onfleet counts requests per second, so spacing them evenly never
+		// overshoots, whatever the window it measures.
+		c.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), 1)
+	}
+	transport := opts.Transport
+	if transport == nil {
+		transport = newTransport()
+	}
+	c.http = &http.Client{Transport: transport}
+	return c
+}
+
+// newTransport keeps many idle keep-alive connections per host: dispatch runs hundreds of
+// concurrent workers against one host, and benchmarks push thousands of requests a second.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+// Name implements carrier.Carrier.
+func (c *Client) Name() string { return Name }
+
+// taskAnswer is the part of Onfleet's task object Waybill reads.
+type taskAnswer struct {
+	ID          string `json:"id"`
+	TrackingURL string `json:"trackingURL"`
+	TimeCreated int64  `json:"timeCreated"`
+}
+
+// CreateTask implements carrier.Carrier: POST /tasks.
+func (c *Client) CreateTask(ctx context.Context, req carrier.Request) (carrier.Task, error) {
+	var answer taskAnswer
+	if err := c.do(ctx, http.MethodPost, "/tasks", taskBody(req), &answer); err != nil {
+		return carrier.Task{}, err
+	}
+	if answer.ID == "" {
+		// The task may well exist; only a lookup can tell.
+		return carrier.Task{}, &carrier.Error{Carrier: Name, Class: carrier.Transient, StatusCode: http.StatusOK,
+			Ambiguous: true, Message: "answer without a task id"}
+	}
+	return carrier.Task{ID: answer.ID, TrackingURL: answer.TrackingURL}, nil
+}
+
+// metadataQuery is one entry of the POST /tasks/metadata body.
+type metadataQuery struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// FindTask implements carrier.Carrier: POST /tasks/metadata for the external id. Several tasks
+// for one order should never happen; if they do, the earliest wins and a warning says so.
+func (c *Client) FindTask(ctx context.Context, externalID string) (carrier.Task, bool, error) {
+	var tasks []taskAnswer
+	query := []metadataQuery{{Name: MetaExternalID, Type: "string", Value: externalID}}
+	if err := c.do(ctx, http.MethodPost, "/tasks/metadata", query, &tasks); err != nil {
+		return carrier.Task{}, false, err
+	}
+	if len(tasks) == 0 {
+		return carrier.Task{}, false, nil
+	}
+	slices.SortFunc(tasks, func(a, b taskAnswer) int {
+		return cmp.Or(cmp.Compare(a.TimeCreated, b.TimeCreated), strings.Compare(a.ID, b.ID))
+	})
+	if len(tasks) > 1 {
+		ids := make([]string, len(tasks))
+		for i, t := range tasks {
+			ids[i] = t.ID
+		}
+		c.logger.WarnContext(ctx, "duplicate carrier tasks for one order; keeping the earliest",
+			"carrier", Name, "external_id", externalID, "task_ids", ids)
+	}
+	return carrier.Task{ID: tasks[0].ID, TrackingURL: tasks[0].TrackingURL}, true, nil
+}
+
+// AuthTest checks the API key: GET /auth/test.
+func (c *Client) AuthTest(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/auth/test", nil, nil)
+}
+
+// do sends one request after waiting for the rate limiter and decodes a 2xx answer into out
+// (when not nil). Every failure is a *carrier.Error.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("onfleet: encode %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			// Nothing was sent: not ambiguous.
+			return &carrier.Error{Carrier: Name, Class: carrier.Transient, Message: "waiting for the rate limiter", Err: err}
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
+	if err != nil {
+		return fmt.Errorf("onfleet: build %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", c.auth)
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return noAnswer(method, path, err)
+	}
+	raw, err := readBody(resp.Body)
+	if err != nil {
+		return noAnswer(method, path, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err))
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return errorFromAnswer(resp.StatusCode, resp.Header, raw, time.Now())
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		// A 2xx we cannot read: the call may have done its work.
+		return &carrier.Error{Carrier: Name, Class: carrier.Transient, StatusCode: resp.StatusCode, Ambiguous: true,
+			Message: "unreadable answer: " + truncateRunes(string(raw), 200), Err: err}
+	}
+	return nil
+}
+
+// readBody reads at most maxResponseBody bytes, then drains and closes the body so the
+// connection goes back to the pool.
+func readBody(rc io.ReadCloser) ([]byte, error) {
+	defer rc.Close()
+	raw, err := io.ReadAll(io.LimitReader(rc, maxResponseBody))
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxResponseBody))
+	return raw, nil
+}
+
+// noAnswer classifies a request that got no (complete) answer: timeout, refused or cut
+// connection. The carrier may have acted on it, so it is ambiguous. A failed FindTask is marked
+// ambiguous too: the doubt it was meant to clear is still there.
+func noAnswer(method, path string, err error) *carrier.Error {
+	msg := "no answer"
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = "timed out"
+	}
+	return &carrier.Error{Carrier: Name, Class: carrier.Transient, Ambiguous: true,
+		Message: fmt.Sprintf("%s %s: %s", method, path, msg), Err: err}
+}
