@@ -64,6 +64,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return daemon.Serve(ctx, cfg, logger, daemon.Options{})
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "dev":
+		return runDev(ctx, rest, getenv, stdout, stderr)
+	case "sandbox":
+		return runSandbox(ctx, rest, stdout, stderr)
+	case "dead":
+		return runDead(ctx, rest, getenv, stdout, stderr)
+	case "archive":
+		return runArchive(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -11,18 +11,23 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"riverqueue.com/riverui"
 
+	"github.com/waybill/waybill/internal/alarm"
 	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/carrier/onfleet"
 	"github.com/waybill/waybill/internal/config"
 	"github.com/waybill/waybill/internal/dbsqlc"
 	"github.com/waybill/waybill/internal/dispatch"
 	"github.com/waybill/waybill/internal/httpapi"
+	"github.com/waybill/waybill/internal/metrics"
 	"github.com/waybill/waybill/internal/migrate"
+	"github.com/waybill/waybill/internal/notify"
 	"github.com/waybill/waybill/internal/orders"
 )
 
@@ -63,7 +68,32 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		return fmt.Errorf("register carriers: %w", err)
 	}
 
-	hooks := newHooks()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	met := metrics.New(reg, pool, logger)
+	// The recorder writes carrier-auth and webhook-signature observations for the alarms; it
+	// flushes its last observations on the way out, before the pool closes.
+	recorder := alarm.NewRecorder(pool, logger, nil)
+	recorderCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
+	recorderDone := make(chan struct{})
+	go func() { defer close(recorderDone); recorder.Run(recorderCtx) }()
+	defer func() { stopRecorder(); <-recorderDone }()
+	hooks := dispatchHooks{met, recorder}
+
+	notifier, err := notify.New(pool, notify.Config{
+		SMTPURL:         cfg.SMTPURL,
+		MailFrom:        cfg.MailFrom,
+		LogisticsEmail:  cfg.LogisticsEmail,
+		SlackWebhookURL: cfg.SlackWebhookURL,
+		CallbackURL:     cfg.CallbackURL,
+		CallbackSecret:  cfg.CallbackSecret,
+		Logger:          logger,
+		Now:             time.Now,
+	})
+	if err != nil {
+		return err
+	}
+
 	completer := dispatch.NewBatchCompleter(pool, migrate.Schema, hooks, logger)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
@@ -73,8 +103,16 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		Hooks:     hooks,
 		Logger:    logger,
 	}))
+	notify.AddWorkers(workers, notifier)
+	alarmCfg := alarm.Config{
+		BacklogAlertAfter: cfg.BacklogAlertAfter,
+		SilenceAlertAfter: cfg.SilenceAlertAfter,
+		Logger:            logger,
+		Metrics:           met,
+	}
+	alarm.AddWorkers(workers, pool, alarmCfg)
 
-	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, workers, logger))
+	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, workers, alarm.PeriodicJobs(alarmCfg), logger))
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
 	}
@@ -102,7 +140,8 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		Orders:      orders.NewStore(pool),
 		IntakeToken: cfg.IntakeToken,
 		Logger:      logger,
-		Ready:       readiness(pool, client),
+		Ready:       func(ctx context.Context) error { return metrics.Ready(ctx, pool, metrics.RiverRunning(client.Stopped)) },
+		Metrics:     metrics.Handler(reg),
 		RiverUI:     riverUI,
 	})
 	srv := &http.Server{
@@ -199,14 +238,17 @@ func checkMigrated(ctx context.Context, databaseURL string, logger *slog.Logger)
 
 // riverConfig tunes River for a dispatch queue that must keep up with thousands of orders a
 // second, and for crash recovery within two minutes.
-func riverConfig(cfg *config.Config, workers *river.Workers, logger *slog.Logger) *river.Config {
+func riverConfig(cfg *config.Config, workers *river.Workers, periodic []*river.PeriodicJob, logger *slog.Logger) *river.Config {
 	return &river.Config{
 		Schema:  migrate.Schema,
 		Logger:  logger,
 		Workers: workers,
 		Queues: map[string]river.QueueConfig{
 			dispatch.QueueDispatch: {MaxWorkers: cfg.DispatchWorkers},
+			notify.QueueNotify:     {MaxWorkers: 20},
+			alarm.QueueAlarm:       {MaxWorkers: 1},
 		},
+		PeriodicJobs: periodic,
 		// The outbox trigger sends no NOTIFY (it would halve insert throughput), so idle
 		// producers poll; the cooldown lets a busy producer fetch again right away.
 		FetchPollInterval: cfg.DispatchPoll,
@@ -215,27 +257,25 @@ func riverConfig(cfg *config.Config, workers *river.Workers, logger *slog.Logger
 		// legitimately run longer than JobTimeout, which is shorter.
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
-		// Finished jobs are evidence only briefly; dead letters are copied to waybill.dead_jobs.
+		// Finished jobs are evidence only briefly. Dead ones are copied into waybill.dead_jobs
+		// (which can re-insert a job River already deleted), but River UI can only show and
+		// retry jobs that still exist, so keep those a month.
 		CompletedJobRetentionPeriod: cfg.CompletedRetention,
+		DiscardedJobRetentionPeriod: 30 * 24 * time.Hour,
+		CancelledJobRetentionPeriod: 30 * 24 * time.Hour,
 	}
 }
 
-// readiness: Postgres answers and River runs.
-func readiness(pool *pgxpool.Pool, client *river.Client[pgx.Tx]) func(context.Context) error {
-	return func(ctx context.Context) error {
-		select {
-		case <-client.Stopped():
-			return errors.New("river: stopped")
-		default:
-		}
-		if err := pool.Ping(ctx); err != nil {
-			return fmt.Errorf("postgres: %w", err)
-		}
-		return nil
-	}
-}
-
+// buildCarriers makes one adapter per configured carrier; each is shared by all workers of the
+// process, so a carrier's rate limit holds across them.
 func buildCarriers(cfg *config.Config, logger *slog.Logger) (map[string]carrier.Carrier, error) {
-	_ = logger
-	return map[string]carrier.Carrier{}, errors.New("carriers: not wired yet")
+	return map[string]carrier.Carrier{
+		onfleet.Name: onfleet.New(onfleet.Options{
+			BaseURL:   cfg.OnfleetBaseURL,
+			APIKey:    cfg.OnfleetAPIKey,
+			RateLimit: cfg.OnfleetRateLimit,
+			Timeout:   cfg.CarrierTimeout,
+			Logger:    logger,
+		}),
+	}, nil
 }

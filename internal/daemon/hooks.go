@@ -1,15 +1,13 @@
 package daemon
 
 import (
-	"context"
-	"time"
+	"github.com/waybill/waybill/internal/alarm"
+	"github.com/waybill/waybill/internal/metrics"
 )
 
-// hooks connects dispatch to metrics and alarms.
-type hooks struct{}
-
-func newHooks() *hooks { return &hooks{} }
-
-func (h *hooks) CarrierRequest(carrier, op, outcome string)               {}
-func (h *hooks) Dispatched(createdAt, dispatchedAt time.Time)             {}
-func (h *hooks) CarrierAuth(ctx context.Context, carrier string, ok bool) {}
+// dispatchHooks lets dispatch report to metrics (requests, latency) and to the alarm recorder
+// (carrier credentials) through one dispatch.Hooks.
+type dispatchHooks struct {
+	*metrics.Metrics
+	*alarm.Recorder
+}
