@@ -1,0 +1,262 @@
+package dispatch_test
+
+import (
+	"context"
+	"fmt"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/carrier/onfleet"
+	"github.com/waybill/waybill/internal/carrier/sandbox"
+	"github.com/waybill/waybill/internal/dbtest"
+	"github.com/waybill/waybill/internal/dispatch"
+)
+
+const payload = `{"recipient":{"name":"Ada Lovelace","phone":"+14155550100"},
+ "address":{"line1":"1 Market St","city":"San Francisco","country":"US"}}`
+
+// fastRetry keeps fault tests short; production uses River's default (1 s, 16 s, 81 s…).
+type fastRetry struct{}
+
+func (fastRetry) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(time.Duration(job.Attempt) * 50 * time.Millisecond)
+}
+
+type testBundle struct {
+	pool       *pgxpool.Pool
+	sandbox    *sandbox.Server
+	sandboxURL string
+	hooks      *recordingHooks
+}
+
+// tasksFor asks the sandbox, over its HTTP API, which tasks exist for an order.
+func (b *testBundle) tasksFor(t *testing.T, externalID string) []sandbox.Task {
+	t.Helper()
+	resp, err := http.Get(b.sandboxURL + "/sandbox/tasks?external_id=" + url.QueryEscape(externalID))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var tasks []sandbox.Task
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tasks))
+	return tasks
+}
+
+type setupOpts struct {
+	sandbox       sandbox.Options
+	clientTimeout time.Duration
+}
+
+// setup runs a real River client with the dispatch worker against a real sandbox carrier.
+func setup(t *testing.T, opts setupOpts) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool, _ := dbtest.NewPool(t)
+
+	sb := sandbox.New(opts.sandbox, logger)
+	t.Cleanup(sb.Close)
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+
+	if opts.clientTimeout == 0 {
+		opts.clientTimeout = 5 * time.Second
+	}
+	hooks := &recordingHooks{}
+	completer := dispatch.NewBatchCompleter(pool, "waybill", hooks, logger)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
+		Carriers: map[string]carrier.Carrier{"onfleet": onfleet.New(onfleet.Options{
+			BaseURL: srv.URL, APIKey: "test-key", Timeout: opts.clientTimeout, Logger: logger,
+		})},
+		Completer:     completer,
+		Pool:          pool,
+		Hooks:         hooks,
+		Logger:        logger,
+		AuthRetry:     200 * time.Millisecond,
+		RateLimitWait: 20 * time.Millisecond,
+	}))
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Schema:            "waybill",
+		Logger:            logger,
+		Workers:           workers,
+		Queues:            map[string]river.QueueConfig{dispatch.QueueDispatch: {MaxWorkers: 20}},
+		FetchPollInterval: 20 * time.Millisecond,
+		FetchCooldown:     5 * time.Millisecond,
+		RetryPolicy:       fastRetry{},
+		JobTimeout:        10 * time.Second,
+	})
+	require.NoError(t, err)
+	completer.SetClient(client)
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); completer.Run(cctx) }()
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() {
+		stopCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+		defer stop()
+		require.NoError(t, client.Stop(stopCtx))
+		cancel()
+		<-done
+	})
+	return &testBundle{pool: pool, sandbox: sb, sandboxURL: srv.URL, hooks: hooks}
+}
+
+func insertOrders(t *testing.T, pool *pgxpool.Pool, prefix string, n int, body string) {
+	t.Helper()
+	for i := range n {
+		_, err := pool.Exec(context.Background(),
+			`INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'onfleet', $2)`,
+			fmt.Sprintf("%s-%d", prefix, i), body)
+		require.NoError(t, err)
+	}
+}
+
+// waitFor polls query (a single count) until it returns want.
+func waitFor(t *testing.T, pool *pgxpool.Pool, want int, timeout time.Duration, query string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var got int
+	for time.Now().Before(deadline) {
+		require.NoError(t, pool.QueryRow(context.Background(), query, args...).Scan(&got))
+		if got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: got %d, want %d after %s", query, got, want, timeout)
+}
+
+// requireExactlyOneTaskEach checks the sandbox's own records: one task per order, and the
+// order's carrier_ref is that task.
+func requireExactlyOneTaskEach(t *testing.T, b *testBundle, n int) {
+	t.Helper()
+	stats := b.sandbox.Stats()
+	require.Empty(t, stats.DuplicatedExternalIDs)
+	require.EqualValues(t, n, stats.TasksCreated)
+	rows, err := b.pool.Query(context.Background(), `SELECT external_id, carrier_ref, tracking_url FROM waybill.orders`)
+	require.NoError(t, err)
+	orders, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ ExternalID, CarrierRef, TrackingURL string }])
+	require.NoError(t, err)
+	require.Len(t, orders, n)
+	for _, o := range orders {
+		tasks := b.tasksFor(t, o.ExternalID)
+		require.Len(t, tasks, 1, o.ExternalID)
+		require.Equal(t, tasks[0].ID, o.CarrierRef)
+		require.Equal(t, tasks[0].TrackingURL, o.TrackingURL)
+	}
+}
+
+func TestDispatchHappyPath(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	insertOrders(t, b.pool, "SO", 50, payload)
+
+	waitFor(t, b.pool, 50, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched' AND dispatched_at IS NOT NULL`)
+	// The order update and the job completion commit together.
+	waitFor(t, b.pool, 50, 5*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order' AND state = 'completed'`)
+	requireExactlyOneTaskEach(t, b, 50)
+	require.Equal(t, 50, b.hooks.count("dispatched"))
+}
+
+// 503s, 429s and answers that come after our timeout (the task exists): nothing lost, nothing
+// created twice.
+func TestDispatchUnderFaults(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{
+		sandbox: sandbox.Options{
+			ErrorRate: 0.25, RateLimitRate: 0.2, LateRate: 0.2, LateDelay: 700 * time.Millisecond,
+			Seed: 42, WebhookStep: time.Second, WebhookWorkers: 1,
+		},
+		clientTimeout: 300 * time.Millisecond,
+	})
+	insertOrders(t, b.pool, "F", 60, payload)
+
+	waitFor(t, b.pool, 60, 60*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
+	requireExactlyOneTaskEach(t, b, 60)
+	stats := b.sandbox.Stats()
+	require.Positive(t, stats.Requests.InjectedError)
+	require.Positive(t, stats.Requests.InjectedRateLimit)
+	require.Positive(t, stats.Requests.CreatedLate, "some tasks were created although we timed out")
+	require.Positive(t, stats.Requests.MetadataQuery, "retries looked the task up first")
+	require.Positive(t, b.hooks.count("create:rate_limited"))
+
+	// 429s used up no attempt: only transient failures count as attempts.
+	var maxAttempt int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT max(attempt) FROM waybill.river_job WHERE kind = 'dispatch_order'`).Scan(&maxAttempt))
+	require.Less(t, maxAttempt, 10)
+}
+
+// A carrier that refuses the order for good: rejected with its words, the job ends dead.
+func TestDispatchRejected(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	insertOrders(t, b.pool, "BAD", 1, `{"recipient":{"name":"A","phone":"+14155550100"},"address":{"line1":"UNGEOCODABLE 1","city":"x","country":"US"}}`)
+	insertOrders(t, b.pool, "OK", 1, payload)
+
+	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'rejected' AND status_reason LIKE '%geocoded%'`)
+	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
+	waitFor(t, b.pool, 1, 5*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order' AND state = 'cancelled' AND attempt = 1`)
+	waitFor(t, b.pool, 1, 5*time.Second, `SELECT count(*) FROM waybill.dead_jobs WHERE external_id = 'BAD-0' AND reason LIKE '%geocoded%'`)
+}
+
+// Refused credentials: the order waits (snoozed, no attempt used), nothing is rejected, and it
+// goes out once the key works.
+func TestDispatchUnauthorizedKeepsRetrying(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{sandbox: sandbox.Options{APIKey: "the-real-key", WebhookStep: time.Second, WebhookWorkers: 1}})
+	insertOrders(t, b.pool, "AUTH", 3, payload)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for b.hooks.count("auth:false") < 6 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.GreaterOrEqual(t, b.hooks.count("auth:false"), 6, "jobs keep retrying")
+	var pending, attempts int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM waybill.orders WHERE status = 'pending'`).Scan(&pending))
+	require.Equal(t, 3, pending)
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT max(attempt) FROM waybill.river_job WHERE kind = 'dispatch_order'`).Scan(&attempts))
+	require.LessOrEqual(t, attempts, 1, "snoozes use no attempt")
+	require.Zero(t, b.sandbox.Stats().TasksCreated)
+}
+
+type recordingHooks struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (h *recordingHooks) inc(k string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.counts == nil {
+		h.counts = map[string]int{}
+	}
+	h.counts[k]++
+}
+
+func (h *recordingHooks) count(k string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.counts[k]
+}
+
+func (h *recordingHooks) CarrierRequest(_, op, outcome string) { h.inc(op + ":" + outcome) }
+func (h *recordingHooks) Dispatched(time.Time, time.Time)      { h.inc("dispatched") }
+func (h *recordingHooks) CarrierAuth(_ context.Context, _ string, ok bool) {
+	h.inc(fmt.Sprintf("auth:%v", ok))
+}
+
