@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/waybill/waybill/internal/migrate"
 	"github.com/waybill/waybill/internal/notify"
 	"github.com/waybill/waybill/internal/orders"
+	"github.com/waybill/waybill/internal/webhook"
 )
 
 // Options are what tests and `waybill dev` change about serving.
@@ -112,11 +114,43 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	}
 	alarm.AddWorkers(workers, pool, alarmCfg)
 
-	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, workers, alarm.PeriodicJobs(alarmCfg), logger))
+	onfleetSource, err := webhook.NewOnfleet(cfg.OnfleetWebhookSecret)
+	if err != nil {
+		return err
+	}
+	sources, err := webhook.NewSources(onfleetSource)
+	if err != nil {
+		return err
+	}
+	webhookMetrics, err := webhook.NewMetrics(reg, names...)
+	if err != nil {
+		return err
+	}
+	if err := webhook.AddWorkers(workers, webhook.Deps{
+		Pool: pool, Sources: sources, Logger: logger, CallbackEnabled: cfg.CallbackURL != "",
+	}); err != nil {
+		return err
+	}
+
+	queues := map[string]river.QueueConfig{
+		dispatch.QueueDispatch: {MaxWorkers: cfg.DispatchWorkers},
+		notify.QueueNotify:     {MaxWorkers: 20},
+		alarm.QueueAlarm:       {MaxWorkers: 1},
+	}
+	maps.Copy(queues, webhook.Queues(50))
+	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, workers, queues, alarm.PeriodicJobs(alarmCfg), logger))
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
 	}
 	completer.SetClient(client)
+
+	webhooks, err := webhook.NewHandler(webhook.HandlerConfig{
+		Pool: pool, River: client, Sources: sources, Logger: logger,
+		Hooks: webhookHooks{webhookMetrics, recorder},
+	})
+	if err != nil {
+		return err
+	}
 
 	var riverUI http.Handler
 	if cfg.AdminUser != "" {
@@ -142,6 +176,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		Logger:      logger,
 		Ready:       func(ctx context.Context) error { return metrics.Ready(ctx, pool, metrics.RiverRunning(client.Stopped)) },
 		Metrics:     metrics.Handler(reg),
+		Webhooks:    webhooks,
 		RiverUI:     riverUI,
 	})
 	srv := &http.Server{
@@ -238,16 +273,12 @@ func checkMigrated(ctx context.Context, databaseURL string, logger *slog.Logger)
 
 // riverConfig tunes River for a dispatch queue that must keep up with thousands of orders a
 // second, and for crash recovery within two minutes.
-func riverConfig(cfg *config.Config, workers *river.Workers, periodic []*river.PeriodicJob, logger *slog.Logger) *river.Config {
+func riverConfig(cfg *config.Config, workers *river.Workers, queues map[string]river.QueueConfig, periodic []*river.PeriodicJob, logger *slog.Logger) *river.Config {
 	return &river.Config{
-		Schema:  migrate.Schema,
-		Logger:  logger,
-		Workers: workers,
-		Queues: map[string]river.QueueConfig{
-			dispatch.QueueDispatch: {MaxWorkers: cfg.DispatchWorkers},
-			notify.QueueNotify:     {MaxWorkers: 20},
-			alarm.QueueAlarm:       {MaxWorkers: 1},
-		},
+		Schema:       migrate.Schema,
+		Logger:       logger,
+		Workers:      workers,
+		Queues:       queues,
 		PeriodicJobs: periodic,
 		// The outbox trigger sends no NOTIFY (it would halve insert throughput), so idle
 		// producers poll; the cooldown lets a busy producer fetch again right away.

@@ -8,6 +8,8 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type WaybillRiverJobState string
@@ -58,9 +60,99 @@ func (ns NullWaybillRiverJobState) Value() (driver.Value, error) {
 	return string(ns.WaybillRiverJobState), nil
 }
 
+type WaybillAlarm struct {
+	Name           string
+	Key            string
+	State          string
+	FirstFiredAt   *time.Time
+	LastSeenAt     *time.Time
+	LastNotifiedAt *time.Time
+	ResolvedAt     *time.Time
+	Count          int64
+	NotifiedCount  int64
+	Details        []byte
+	UpdatedAt      time.Time
+}
+
 type WaybillCarrier struct {
 	Name      string
 	CreatedAt time.Time
+}
+
+type WaybillCarrierHealth struct {
+	Carrier           string
+	LastSuccessAt     *time.Time
+	LastAuthFailureAt *time.Time
+	UpdatedAt         time.Time
+}
+
+type WaybillDeadJob struct {
+	ID          int64
+	JobID       int64
+	Kind        string
+	Queue       string
+	State       string
+	Args        []byte
+	Errors      []byte
+	Attempts    int32
+	Reason      string
+	OrderID     pgtype.Int8
+	ExternalID  *string
+	Carrier     *string
+	DiscardedAt time.Time
+	RedrivenAt  *time.Time
+	RedrivenBy  *string
+	RedrivenVia *string
+	Job         []byte
+	CreatedAt   time.Time
+}
+
+type WaybillDeadLettersByCarrier struct {
+	Carrier           *string
+	Open              int64
+	Oldest            time.Time
+	Newest            time.Time
+	Kinds             []string
+	SampleExternalIds []string
+}
+
+type WaybillDeadLettersByKind struct {
+	Kind              string
+	Open              int64
+	Oldest            time.Time
+	Newest            time.Time
+	Carriers          []string
+	SampleExternalIds []string
+}
+
+type WaybillDeadLettersOpen struct {
+	ID          int64
+	JobID       int64
+	Kind        string
+	Queue       string
+	State       string
+	OrderID     pgtype.Int8
+	ExternalID  *string
+	Carrier     *string
+	OrderStatus *string
+	Attempts    int32
+	Reason      string
+	DiscardedAt time.Time
+	DeadFor     pgtype.Interval
+}
+
+type WaybillNotification struct {
+	ID         int64
+	Kind       string
+	Outcome    string
+	SkipReason *string
+	Target     string
+	Subject    string
+	Body       string
+	OrderID    pgtype.Int8
+	ExternalID *string
+	JobID      int64
+	CreatedAt  time.Time
 }
 
 type WaybillOrder struct {
@@ -77,6 +169,19 @@ type WaybillOrder struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	DispatchedAt *time.Time
+}
+
+type WaybillOrderEvent struct {
+	ID             int64
+	OrderID        int64
+	Status         *string
+	CarrierStatus  string
+	OccurredAt     time.Time
+	Applied        bool
+	EventKey       string
+	WebhookEventID pgtype.Int8
+	Details        []byte
+	CreatedAt      time.Time
 }
 
 type WaybillRiverJob struct {
@@ -96,4 +201,24 @@ type WaybillRiverJob struct {
 	Metadata    []byte
 	Queue       string
 	Tags        []string
+}
+
+type WaybillWebhookEvent struct {
+	ID            int64
+	Carrier       string
+	EventKey      string
+	Body          []byte
+	Headers       []byte
+	SourceAddr    string
+	ReceivedAt    time.Time
+	Outcome       *string
+	OutcomeDetail *string
+	OrderID       pgtype.Int8
+	TranslatedAt  *time.Time
+}
+
+type WaybillWebhookSignatureFailure struct {
+	Carrier  string
+	Minute   time.Time
+	Failures int64
 }

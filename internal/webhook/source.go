@@ -1,0 +1,77 @@
+package webhook
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/http"
+)
+
+// Source reads one carrier's webhooks: the seam between Waybill and a carrier on the way back,
+// as carrier.Carrier is on the way out. Onfleet is one; a carrier declared in configuration is
+// another. Implementations are safe for concurrent use.
+type Source interface {
+	// Name is the carrier's name: waybill.orders.carrier and the {carrier} of
+	// POST /webhooks/{carrier}.
+	Name() string
+	// Verify checks that the raw body was signed by the carrier: ErrUnsigned or ErrBadSignature
+	// (possibly wrapped) when not. It runs before anything else looks at the body.
+	Verify(body []byte, header http.Header) error
+	// Parse reads a verified body. Its only error is ErrNotJSON (possibly wrapped). JSON that is
+	// not a readable event still parses: its Event carries a Problem and a key derived from the
+	// body, so it is stored and quarantined rather than refused.
+	Parse(body []byte) (Event, error)
+	// Vocabulary maps the carrier's words (Event.CarrierStatus) to what they mean.
+	Vocabulary() Vocabulary
+}
+
+var (
+	// ErrUnsigned: the request carries no signature.
+	ErrUnsigned = errors.New("webhook: no signature")
+	// ErrBadSignature: the signature does not match the body under any configured secret.
+	ErrBadSignature = errors.New("webhook: signature does not match")
+	// ErrNotJSON: a verified body is not valid JSON.
+	ErrNotJSON = errors.New("webhook: body is not valid JSON")
+)
+
+// Sources are the configured carriers' webhook readers, by name.
+type Sources map[string]Source
+
+// NewSources indexes sources by name; two with one name are a configuration error.
+func NewSources(sources ...Source) (Sources, error) {
+	s := make(Sources, len(sources))
+	for _, src := range sources {
+		if _, dup := s[src.Name()]; dup {
+			return nil, fmt.Errorf("webhook: two sources named %q", src.Name())
+		}
+		s[src.Name()] = src
+	}
+	return s, nil
+}
+
+// CheckHMAC reports whether mac is the HMAC (with newHash) of body under one of keys, comparing
+// in constant time. Several keys let a secret be rotated without refusing events signed with
+// the old one.
+func CheckHMAC(newHash func() hash.Hash, keys [][]byte, body, mac []byte) error {
+	if len(mac) == 0 {
+		return ErrUnsigned
+	}
+	for _, key := range keys {
+		h := hmac.New(newHash, key)
+		h.Write(body)
+		if hmac.Equal(h.Sum(nil), mac) {
+			return nil
+		}
+	}
+	return ErrBadSignature
+}
+
+// bodyKey is the event key of an event without a carrier identity: redeliveries of the same
+// bytes are recognised.
+func bodyKey(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
