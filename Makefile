@@ -4,7 +4,7 @@ SQLC      ?= $(shell command -v sqlc 2>/dev/null || echo $(shell $(GO) env GOPAT
 SQLC_VERSION := v1.31.1
 BIN       := bin/waybill
 
-.PHONY: help build run test check generate sqlc-install fmt vet ensure-postgres bench clean
+.PHONY: help build run test fuzz check generate sqlc-install fmt vet sqlc-check ensure-postgres bench clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,8 +15,25 @@ build: ## build bin/waybill
 run: build ensure-postgres ## run Waybill locally: Postgres, migrations, sandbox carrier, River UI
 	$(BIN) dev
 
-test: ensure-postgres ## run every test against a real Postgres (started or installed if needed)
+FUZZTIME ?= 5s
+
+test: ensure-postgres ## run every test against a real Postgres (started or installed if needed), then fuzz briefly
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+fuzz: ## run every fuzz target for FUZZTIME each (seed corpora already run in `go test`)
+	@for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/waybill-fuzz.log 2>&1 || { cat /tmp/waybill-fuzz.log; exit 1; }; \
+	  done; \
+	done
+
+BENCH_FLAGS ?= -mode all
+
+bench: ensure-postgres ## measure: 3000 orders/s end to end, backlog drain, webhook intake (see BENCHMARKS.md)
+	$(GO) run ./cmd/waybill-bench $(BENCH_FLAGS)
 
 check: fmt vet sqlc-check ## what CI checks besides tests
 
