@@ -25,6 +25,12 @@ type sandboxStats struct {
 		CreatedLate   int `json:"created_late"`
 		MetadataQuery int `json:"metadata_query"`
 	} `json:"requests"`
+	Webhooks struct {
+		InFlight   int `json:"in_flight"`
+		Duplicated int `json:"duplicated"`
+		Reordered  int `json:"reordered"`
+		Dropped    int `json:"dropped"`
+	} `json:"webhooks"`
 }
 
 func getStats(t *testing.T, sandboxURL string) sandboxStats {
