@@ -40,3 +40,6 @@ WHERE id = @id AND status = 'pending';
 INSERT INTO waybill.carriers (name)
 SELECT unnest(@names::text[])
 ON CONFLICT (name) DO NOTHING;
+
+-- name: OrderGetForDispatch :one
+SELECT id, kind, payload, status, carrier_ref, tracking_url FROM waybill.orders WHERE id = @id;

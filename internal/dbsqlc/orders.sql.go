@@ -72,6 +72,33 @@ func (q *Queries) OrderGetByID(ctx context.Context, db DBTX, id int64) (WaybillO
 	return i, err
 }
 
+const orderGetForDispatch = `-- name: OrderGetForDispatch :one
+SELECT id, kind, payload, status, carrier_ref, tracking_url FROM waybill.orders WHERE id = $1
+`
+
+type OrderGetForDispatchRow struct {
+	ID          int64
+	Kind        string
+	Payload     []byte
+	Status      string
+	CarrierRef  *string
+	TrackingUrl *string
+}
+
+func (q *Queries) OrderGetForDispatch(ctx context.Context, db DBTX, id int64) (OrderGetForDispatchRow, error) {
+	row := db.QueryRow(ctx, orderGetForDispatch, id)
+	var i OrderGetForDispatchRow
+	err := row.Scan(
+		&i.ID,
+		&i.Kind,
+		&i.Payload,
+		&i.Status,
+		&i.CarrierRef,
+		&i.TrackingUrl,
+	)
+	return i, err
+}
+
 const orderInsert = `-- name: OrderInsert :one
 INSERT INTO waybill.orders (external_id, carrier, kind, payload)
 VALUES ($1, $2, $3, $4)

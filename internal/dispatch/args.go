@@ -2,24 +2,19 @@
 // trigger, and the batch that records carriers' answers.
 package dispatch
 
-import (
-	"github.com/riverqueue/river"
-
-	"github.com/waybill/waybill/internal/orders"
-)
+import "github.com/riverqueue/river"
 
 // QueueDispatch is the River queue the outbox trigger enqueues into.
 const QueueDispatch = "dispatch"
 
 // Args are a dispatch job's arguments. The outbox trigger (waybill.orders_enqueue_dispatch)
-// writes them in SQL, so field names here and there must agree. The job carries the whole order
-// so that dispatching it needs no SELECT.
+// writes them in SQL, so field names here and there must agree. Only the order's identity: the
+// worker reads the rest by primary key (a payload in River's GIN-indexed args slows every
+// INSERT the monolith makes).
 type Args struct {
-	OrderID    int64          `json:"order_id"`
-	ExternalID string         `json:"external_id"`
-	Carrier    string         `json:"carrier"`
-	OrderKind  orders.Kind    `json:"kind"`
-	Payload    orders.Payload `json:"payload"`
+	OrderID    int64  `json:"order_id"`
+	ExternalID string `json:"external_id"`
+	Carrier    string `json:"carrier"`
 }
 
 // Kind must match the trigger's kind.

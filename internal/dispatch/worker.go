@@ -2,17 +2,20 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/dbsqlc"
+	"github.com/waybill/waybill/internal/orders"
 )
 
 // WorkerConfig wires a Worker.
@@ -56,6 +59,27 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		return fmt.Errorf("carrier %q is not configured in this service", a.Carrier)
 	}
 
+	order, err := w.queries.OrderGetForDispatch(ctx, w.cfg.Pool, a.OrderID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return river.JobCancel(fmt.Errorf("order %d no longer exists", a.OrderID))
+	}
+	if err != nil {
+		return fmt.Errorf("load order %d: %w", a.OrderID, err)
+	}
+	if order.CarrierRef != nil {
+		// Already at the carrier (a retried or redriven job whose earlier run got through).
+		task := carrier.Task{ID: *order.CarrierRef}
+		if order.TrackingUrl != nil {
+			task.TrackingURL = *order.TrackingUrl
+		}
+		return w.complete(ctx, job, task)
+	}
+	var payload orders.Payload
+	if err := json.Unmarshal(order.Payload, &payload); err != nil {
+		// Validated at INSERT, so only a hand-edited row gets here; retrying will not help.
+		return river.JobCancel(fmt.Errorf("order %d: unreadable payload: %w", a.OrderID, err))
+	}
+
 	var (
 		task  carrier.Task
 		found bool
@@ -76,7 +100,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		}
 	}
 	if !found {
-		req := carrier.Request{OrderID: a.OrderID, ExternalID: a.ExternalID, Kind: a.OrderKind, Payload: a.Payload}
+		req := carrier.Request{OrderID: a.OrderID, ExternalID: a.ExternalID, Kind: orders.Kind(order.Kind), Payload: payload}
 		err := w.call(ctx, a.Carrier, "create", func(ctx context.Context) error {
 			var err error
 			task, err = c.CreateTask(ctx, req)
@@ -86,10 +110,17 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 			return w.failed(ctx, logger, a, err)
 		}
 	}
-	if err := w.cfg.Completer.Complete(ctx, job.JobRow, a.OrderID, task); err != nil {
-		return fmt.Errorf("record dispatch of order %d: %w", a.OrderID, err)
+	if err := w.complete(ctx, job, task); err != nil {
+		return err
 	}
 	logger.DebugContext(ctx, "order dispatched", "carrier_ref", task.ID)
+	return nil
+}
+
+func (w *Worker) complete(ctx context.Context, job *river.Job[Args], task carrier.Task) error {
+	if err := w.cfg.Completer.Complete(ctx, job.JobRow, job.Args.OrderID, task); err != nil {
+		return fmt.Errorf("record dispatch of order %d: %w", job.Args.OrderID, err)
+	}
 	return nil
 }
 

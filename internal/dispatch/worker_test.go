@@ -2,8 +2,8 @@ package dispatch_test
 
 import (
 	"context"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -42,6 +42,7 @@ type testBundle struct {
 	sandbox    *sandbox.Server
 	sandboxURL string
 	hooks      *recordingHooks
+	client     *river.Client[pgx.Tx]
 }
 
 // tasksFor asks the sandbox, over its HTTP API, which tasks exist for an order.
@@ -113,7 +114,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		cancel()
 		<-done
 	})
-	return &testBundle{pool: pool, sandbox: sb, sandboxURL: srv.URL, hooks: hooks}
+	return &testBundle{pool: pool, sandbox: sb, sandboxURL: srv.URL, hooks: hooks, client: client}
 }
 
 func insertOrders(t *testing.T, pool *pgxpool.Pool, prefix string, n int, body string) {
@@ -171,6 +172,26 @@ func TestDispatchHappyPath(t *testing.T) {
 	waitFor(t, b.pool, 50, 5*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order' AND state = 'completed'`)
 	requireExactlyOneTaskEach(t, b, 50)
 	require.Equal(t, 50, b.hooks.count("dispatched"))
+}
+
+// A job run again after its order reached the carrier (River UI's retry of a completed job, a
+// redrive) completes without calling the carrier.
+func TestDispatchAlreadyAtCarrier(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, setupOpts{})
+	insertOrders(t, b.pool, "AGAIN", 1, payload)
+	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order' AND state = 'completed'`)
+	calls := b.hooks.count("create:ok")
+
+	var jobID int64
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id FROM waybill.river_job WHERE kind = 'dispatch_order'`).Scan(&jobID))
+	_, err := b.client.JobRetry(ctx, jobID)
+	require.NoError(t, err)
+	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.river_job WHERE id = $1 AND state = 'completed' AND attempt = 2`, jobID)
+	require.Equal(t, calls, b.hooks.count("create:ok"))
+	require.Zero(t, b.hooks.count("find:ok"))
+	requireExactlyOneTaskEach(t, b, 1)
 }
 
 // 503s, 429s and answers that come after our timeout (the task exists): nothing lost, nothing
@@ -259,4 +280,3 @@ func (h *recordingHooks) Dispatched(time.Time, time.Time)      { h.inc("dispatch
 func (h *recordingHooks) CarrierAuth(_ context.Context, _ string, ok bool) {
 	h.inc(fmt.Sprintf("auth:%v", ok))
 }
-

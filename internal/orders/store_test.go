@@ -55,18 +55,10 @@ func TestSQLContractInsertEnqueuesJob(t *testing.T) {
 		JOIN waybill.river_job j ON (j.args->>'order_id')::bigint = o.id WHERE o.external_id = 'RET-1'`).Scan(&status, &kind, &args))
 	require.Equal(t, "pending", status)
 	require.Equal(t, "pickup", kind)
-	var decoded struct {
-		ExternalID string          `json:"external_id"`
-		Carrier    string          `json:"carrier"`
-		Kind       string          `json:"kind"`
-		Payload    orders.Payload  `json:"payload"`
-		Raw        json.RawMessage `json:"-"`
-	}
+	var decoded map[string]any
 	require.NoError(t, json.Unmarshal(args, &decoded))
-	require.Equal(t, "RET-1", decoded.ExternalID)
-	require.Equal(t, "pickup", decoded.Kind)
-	require.Equal(t, "Ada Lovelace", decoded.Payload.Recipient.Name)
-	require.NotNil(t, decoded.Payload.Window.After)
+	// The job names the order; the worker reads the rest by primary key.
+	require.Equal(t, map[string]any{"order_id": decoded["order_id"], "external_id": "RET-1", "carrier": "onfleet"}, decoded)
 	require.Equal(t, 2, countJobs(t, b.pool))
 
 	// A multi-row INSERT gets one job per row.
