@@ -145,7 +145,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	completer.SetClient(client)
 
 	webhooks, err := webhook.NewHandler(webhook.HandlerConfig{
-		Pool: pool, River: client, Sources: sources, Logger: logger,
+		Pool: pool, Sources: sources, Logger: logger,
 		Hooks: webhookHooks{webhookMetrics, recorder},
 	})
 	if err != nil {

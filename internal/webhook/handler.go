@@ -17,7 +17,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 	"golang.org/x/time/rate"
 
 	"github.com/waybill/waybill/internal/dbsqlc"
@@ -29,9 +28,7 @@ const MaxBodyBytes = 1 << 20
 
 // HandlerConfig is what the intake needs.
 type HandlerConfig struct {
-	Pool *pgxpool.Pool
-	// River inserts the translate jobs; an insert-only client is enough.
-	River   *river.Client[pgx.Tx]
+	Pool    *pgxpool.Pool
 	Sources Sources
 	Logger  *slog.Logger
 	Hooks   Hooks // nil: nothing counted
@@ -42,7 +39,6 @@ type HandlerConfig struct {
 // slow endpoints, so nothing else happens before the answer.
 type Handler struct {
 	pool    *pgxpool.Pool
-	river   *river.Client[pgx.Tx]
 	sources Sources
 	logger  *slog.Logger
 	hooks   Hooks
@@ -59,8 +55,8 @@ type Handler struct {
 //	mux.HandleFunc("GET /webhooks/onfleet", h.ServeCheck)
 //	mux.HandleFunc("POST /webhooks/{carrier}", h.ServeEvent)
 func NewHandler(cfg HandlerConfig) (*Handler, error) {
-	if cfg.Pool == nil || cfg.River == nil || cfg.Logger == nil {
-		return nil, errors.New("webhook handler: Pool, River and Logger are required")
+	if cfg.Pool == nil || cfg.Logger == nil {
+		return nil, errors.New("webhook handler: Pool and Logger are required")
 	}
 	hooks := cfg.Hooks
 	if hooks == nil {
@@ -68,7 +64,6 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	}
 	return &Handler{
 		pool:       cfg.Pool,
-		river:      cfg.River,
 		sources:    cfg.Sources,
 		logger:     cfg.Logger,
 		hooks:      hooks,
@@ -147,19 +142,13 @@ func (h *Handler) ServeEvent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// store inserts the raw event and, only if it is new, its translate job, in one transaction.
+// store inserts the raw event and, only if it is new, its translate job, in one statement.
 func (h *Handler) store(ctx context.Context, carrier, key string, body []byte, r *http.Request) (id int64, inserted bool, err error) {
 	headers, err := json.Marshal(keptHeaders(r.Header))
 	if err != nil {
 		return 0, false, fmt.Errorf("encode headers: %w", err)
 	}
-	tx, err := h.pool.Begin(ctx)
-	if err != nil {
-		return 0, false, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
-
-	id, err = h.queries.WebhookEventInsert(ctx, tx, dbsqlc.WebhookEventInsertParams{
+	id, err = h.queries.WebhookEventInsert(ctx, h.pool, dbsqlc.WebhookEventInsertParams{
 		Carrier:    carrier,
 		EventKey:   key,
 		Body:       body,
@@ -170,13 +159,7 @@ func (h *Handler) store(ctx context.Context, carrier, key string, body []byte, r
 		return 0, false, nil // a redelivery: stored before, its job enqueued then
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("insert webhook event: %w", err)
-	}
-	if _, err := h.river.InsertTx(ctx, tx, TranslateArgs{WebhookEventID: id, Carrier: carrier}, nil); err != nil {
-		return 0, false, fmt.Errorf("enqueue translate job: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, false, fmt.Errorf("commit: %w", err)
+		return 0, false, fmt.Errorf("store webhook event: %w", err)
 	}
 	return id, true, nil
 }

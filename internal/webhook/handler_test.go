@@ -81,7 +81,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 	}
 
 	hooks := &recordingHooks{counts: map[string]int{}}
-	h, err := NewHandler(HandlerConfig{Pool: pool, River: client, Sources: sources, Logger: logger, Hooks: hooks})
+	h, err := NewHandler(HandlerConfig{Pool: pool, Sources: sources, Logger: logger, Hooks: hooks})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /webhooks/onfleet", h.ServeCheck)
@@ -348,7 +348,7 @@ func TestMetrics(t *testing.T) {
 }
 
 // BenchmarkServeEvent measures intake: verify, parse, insert the event and its translate job in
-// one transaction. Run with -cpu 2 to see what two cores take.
+// one statement. Run with -cpu 2 to see what two cores take.
 func BenchmarkServeEvent(b *testing.B) {
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(dbtest.NewDatabase(b))
@@ -358,9 +358,7 @@ func BenchmarkServeEvent(b *testing.B) {
 	require.NoError(b, err)
 	defer pool.Close()
 	sources := onfleetSources(b, testSecret)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: migrate.Schema})
-	require.NoError(b, err)
-	h, err := NewHandler(HandlerConfig{Pool: pool, River: client, Sources: sources, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h, err := NewHandler(HandlerConfig{Pool: pool, Sources: sources, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(b, err)
 
 	base := fixture(b, "task_completed")
@@ -389,7 +387,7 @@ func BenchmarkServeEvent(b *testing.B) {
 func TestServeEventOnLiteralRoute(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
-	h, err := NewHandler(HandlerConfig{Pool: b.pool, River: b.client, Sources: onfleetSources(t, testSecret), Logger: slog.New(slog.DiscardHandler)})
+	h, err := NewHandler(HandlerConfig{Pool: b.pool, Sources: onfleetSources(t, testSecret), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /webhooks/onfleet", h.ServeEvent)
