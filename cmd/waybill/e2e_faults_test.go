@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/waybill/waybill/internal/dbtest"
+	"github.com/waybill/waybill/internal/devenv"
+	"github.com/waybill/waybill/internal/migrate"
+)
+
+// serveEnv is the environment of a `waybill serve` against a sandbox.
+func serveEnv(dbURL, addr, sandboxURL string) []string {
+	return []string{
+		"DATABASE_URL=" + dbURL, "WAYBILL_HTTP_ADDR=" + addr, "ONFLEET_BASE_URL=" + sandboxURL,
+		"ONFLEET_API_KEY=e2e", "ONFLEET_RATE_LIMIT=0", "WAYBILL_DISPATCH_WORKERS=40",
+		"WAYBILL_DB_MAX_CONNS=8", "WAYBILL_LOG_LEVEL=warn", "WAYBILL_CARRIER_TIMEOUT=2s",
+	}
+}
+
+func startSandbox(t *testing.T, args ...string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	sb := startWaybill(t, "sandbox", nil, append([]string{"sandbox", "--addr", addr}, args...)...)
+	waitOK(t, sb, "http://"+addr+"/sandbox/stats", 30*time.Second)
+	return "http://" + addr
+}
+
+func insertN(t *testing.T, pool *pgxpool.Pool, prefix string, n int, pause time.Duration) {
+	t.Helper()
+	for i := range n {
+		_, err := pool.Exec(context.Background(), `INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'onfleet', $2)`,
+			fmt.Sprintf("%s-%d", prefix, i), e2ePayload)
+		require.NoError(t, err)
+		time.Sleep(pause)
+	}
+}
+
+func waitDispatched(t *testing.T, pool *pgxpool.Pool, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var got int
+	for time.Now().Before(deadline) {
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`).Scan(&got); err == nil && got == n {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%d of %d orders dispatched after %s", got, n, timeout)
+}
+
+// Two instances against one Postgres share the work and never both send an order.
+func TestE2ETwoInstancesShareWork(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.NewDatabase(t)
+	pool, err := pgxpool.New(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	sandboxURL := startSandbox(t, "--latency", "20ms")
+
+	for i := range 2 {
+		addr := freeAddr(t)
+		p := startWaybill(t, fmt.Sprintf("serve-%d", i), serveEnv(dbURL, addr, sandboxURL), "serve")
+		waitOK(t, p, "http://"+addr+"/readyz", 60*time.Second)
+	}
+	const total = 300
+	insertN(t, pool, "TWO", total, 2*time.Millisecond)
+	waitDispatched(t, pool, total, 60*time.Second)
+
+	stats := getStats(t, sandboxURL)
+	require.Empty(t, stats.DuplicatedExternalIDs)
+	require.Equal(t, total, stats.TasksCreated)
+	var clients int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(DISTINCT attempted_by[1]) FROM waybill.river_job WHERE kind = 'dispatch_order'`).Scan(&clients))
+	require.Equal(t, 2, clients, "both instances dispatched orders")
+}
+
+// Postgres restarts mid-load: the service notices (/readyz 503), recovers by itself without a
+// restart, and loses nothing. Runs on a private cluster so other tests keep their server.
+func TestE2EPostgresRestartMidLoad(t *testing.T) {
+	if os.Getenv("WAYBILL_SKIP_PG_RESTART") != "" {
+		t.Skip("WAYBILL_SKIP_PG_RESTART is set")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	opts := devenv.Options{LocalURL: "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1", Dir: dir, DevDatabase: "restart"}
+	pg, err := devenv.FindPostgres(ctx, opts, logger)
+	require.NoError(t, err, "a private cluster needs the machine's PostgreSQL binaries")
+	require.Equal(t, devenv.SourcePrivateCluster, pg.Source)
+	t.Cleanup(func() { _ = pg.Stop(context.Background()) })
+	require.NoError(t, migrate.Up(ctx, pg.URL, logger))
+	pool, err := pgxpool.New(ctx, pg.URL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+
+	sandboxURL := startSandbox(t, "--latency", "20ms")
+	addr := freeAddr(t)
+	srv := startWaybill(t, "serve", serveEnv(pg.URL, addr, sandboxURL), "serve")
+	waitOK(t, srv, "http://"+addr+"/readyz", 60*time.Second)
+
+	const total = 200
+	insertN(t, pool, "PG", total/2, 5*time.Millisecond)
+
+	require.NoError(t, pg.Stop(ctx))
+	// While Postgres is away, /readyz says so.
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}, 20*time.Second, 100*time.Millisecond)
+
+	pg2, err := devenv.FindPostgres(ctx, opts, logger)
+	require.NoError(t, err)
+	require.Equal(t, pg.URL, pg2.URL, "same cluster, same port")
+	t.Cleanup(func() { _ = pg2.Stop(context.Background()) })
+	waitOK(t, srv, "http://"+addr+"/readyz", 60*time.Second)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { insertN(t, pool, "PG2", total/2, 5*time.Millisecond) })
+	wg.Wait()
+	waitDispatched(t, pool, total, 90*time.Second)
+	stats := getStats(t, sandboxURL)
+	require.Empty(t, stats.DuplicatedExternalIDs)
+	require.Equal(t, total, stats.TasksCreated)
+	select {
+	case <-srv.done:
+		t.Fatal("the service exited instead of recovering")
+	default:
+	}
+}
