@@ -83,6 +83,7 @@ func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- oldestAvailableDesc
 	ch <- ordersDesc
 	ch <- deadLettersDesc
+	c.scrapeErrors.Describe(ch)
 }
 
 // Collect never fails the scrape: a query error is counted in waybill_scrape_errors_total and
@@ -122,6 +123,9 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		c.scrapeErrors.Inc()
 		c.logger.Warn("metrics: reading Postgres failed; those series are left out of this scrape", "error", err)
 	}
+	// Emitted here, after the queries, so a scrape shows its own failure: the registry collects
+	// collectors concurrently, so a separately registered counter could be read before this.
+	c.scrapeErrors.Collect(ch)
 
 	if errJobs == nil {
 		for _, r := range unfinished {

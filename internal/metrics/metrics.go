@@ -46,8 +46,7 @@ func New(reg prometheus.Registerer, pool *pgxpool.Pool, logger *slog.Logger) *Me
 		Name: "waybill_scrape_errors_total",
 		Help: "Scrapes whose Postgres queries failed; the series read from Postgres were left out.",
 	})
-	reg.MustRegister(m.carrierRequests, m.dispatchLatency, m.alarmsSent, scrapeErrors,
-		newDBCollector(pool, logger, scrapeErrors))
+	reg.MustRegister(m.carrierRequests, m.dispatchLatency, m.alarmsSent, newDBCollector(pool, logger, scrapeErrors))
 	return m
 }
 

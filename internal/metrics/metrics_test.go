@@ -214,7 +214,7 @@ func TestSettledOrdersEstimated(t *testing.T) {
 	errs := prometheus.NewCounter(prometheus.CounterOpts{Name: "waybill_scrape_errors_total"})
 	c := newDBCollector(b.pool, testLogger(t), errs)
 	c.exactOrdersBelow = 0
-	b.reg.MustRegister(c, errs)
+	b.reg.MustRegister(c)
 
 	// Before ANALYZE there are no statistics: the final statuses read 0, not an error.
 	s := series(t, b.reg)
