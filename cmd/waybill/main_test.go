@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -73,4 +74,30 @@ func TestMigrateCommand(t *testing.T) {
 	stdout.Reset()
 	require.NoError(t, run(context.Background(), []string{"migrate", "up"}, getenv, &stdout, &stderr))
 	require.Equal(t, "up to date", strings.TrimSpace(stdout.String()))
+}
+
+// WAYBILL_CARRIERS_FILE adds carriers by configuration: serve registers them (so the monolith
+// may INSERT orders for them) and refuses a broken file, naming it.
+func TestServeCarriersFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.NewDatabase(t)
+	addr := freeAddr(t)
+	env := []string{"DATABASE_URL=" + dbURL, "ONFLEET_API_KEY=k", "WAYBILL_HTTP_ADDR=" + addr,
+		"WAYBILL_CARRIERS_FILE=../../examples/carriers.yaml", "ACME_API_KEY=acme-key", "ACME_WEBHOOK_SECRET=acme-secret"}
+	p := startWaybill(t, "serve", env, "serve")
+	waitOK(t, p, "http://"+addr+"/readyz", 60*time.Second)
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var known bool
+	require.NoError(t, conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM waybill.carriers WHERE name = 'acme')`).Scan(&known))
+	require.True(t, known)
+	require.NoError(t, p.Stop(30*time.Second))
+
+	broken := t.TempDir() + "/carriers.yaml"
+	require.NoError(t, os.WriteFile(broken, []byte("carriers:\n  - name: Bad Name\n"), 0o600))
+	p = startWaybill(t, "serve", []string{"DATABASE_URL=" + dbURL, "ONFLEET_API_KEY=k", "WAYBILL_HTTP_ADDR=" + freeAddr(t), "WAYBILL_CARRIERS_FILE=" + broken}, "serve")
+	require.Error(t, p.Wait(30*time.Second))
+	require.Contains(t, p.Output(), "WAYBILL_CARRIERS_FILE")
 }

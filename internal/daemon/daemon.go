@@ -3,6 +3,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/waybill/waybill/internal/alarm"
 	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/carrier/generic"
 	"github.com/waybill/waybill/internal/carrier/onfleet"
 	"github.com/waybill/waybill/internal/config"
 	"github.com/waybill/waybill/internal/dbsqlc"
@@ -58,7 +60,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		return err
 	}
 
-	carriers, err := buildCarriers(cfg, logger)
+	carriers, webhookSources, err := buildCarriers(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -114,11 +116,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	}
 	alarm.AddWorkers(workers, pool, alarmCfg)
 
-	onfleetSource, err := webhook.NewOnfleet(cfg.OnfleetWebhookSecret)
-	if err != nil {
-		return err
-	}
-	sources, err := webhook.NewSources(onfleetSource)
+	sources, err := webhook.NewSources(webhookSources...)
 	if err != nil {
 		return err
 	}
@@ -297,10 +295,15 @@ func riverConfig(cfg *config.Config, workers *river.Workers, queues map[string]r
 	}
 }
 
-// buildCarriers makes one adapter per configured carrier; each is shared by all workers of the
+// buildCarriers makes one adapter per configured carrier (Onfleet, plus those declared in
+// WAYBILL_CARRIERS_FILE) and their webhook sources. Each adapter is shared by all workers of the
 // process, so a carrier's rate limit holds across them.
-func buildCarriers(cfg *config.Config, logger *slog.Logger) (map[string]carrier.Carrier, error) {
-	return map[string]carrier.Carrier{
+func buildCarriers(cfg *config.Config, logger *slog.Logger) (map[string]carrier.Carrier, []webhook.Source, error) {
+	onfleetSource, err := webhook.NewOnfleet(cfg.OnfleetWebhookSecret)
+	if err != nil {
+		return nil, nil, err
+	}
+	carriers := map[string]carrier.Carrier{
 		onfleet.Name: onfleet.New(onfleet.Options{
 			BaseURL:   cfg.OnfleetBaseURL,
 			APIKey:    cfg.OnfleetAPIKey,
@@ -308,5 +311,23 @@ func buildCarriers(cfg *config.Config, logger *slog.Logger) (map[string]carrier.
 			Timeout:   cfg.CarrierTimeout,
 			Logger:    logger,
 		}),
-	}, nil
+	}
+	sources := []webhook.Source{onfleetSource}
+	if cfg.CarriersFile == "" {
+		return carriers, sources, nil
+	}
+	configs, err := generic.LoadFile(cfg.CarriersFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("WAYBILL_CARRIERS_FILE: %w", err)
+	}
+	for _, gc := range configs {
+		gc.Timeout = cmp.Or(gc.Timeout, cfg.CarrierTimeout)
+		c, err := generic.New(gc, logger)
+		if err != nil {
+			return nil, nil, fmt.Errorf("WAYBILL_CARRIERS_FILE: %w", err)
+		}
+		carriers[c.Name()] = c
+		sources = append(sources, c.WebhookSource())
+	}
+	return carriers, sources, nil
 }

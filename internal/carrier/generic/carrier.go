@@ -1,0 +1,311 @@
+package generic
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/webhook"
+)
+
+// DefaultTimeout bounds one request when Config.Timeout is zero; WAYBILL_CARRIER_TIMEOUT's
+// default.
+const DefaultTimeout = 10 * time.Second
+
+// maxResponseBody caps how much of an answer is read.
+const maxResponseBody = 8 << 20
+
+// compiledCarrier is a checked Config, ready to run.
+type compiledCarrier struct {
+	create       *compiledRequest
+	find         *compiledRequest // nil: the carrier has no lookup
+	errorMessage Path
+	webhook      *compiledWebhook
+	vocabulary   webhook.Vocabulary
+}
+
+// Carrier is a carrier declared in the carriers file. It is safe for concurrent use; share one
+// per process so every worker waits on the same rate limiter.
+type Carrier struct {
+	name    string
+	cfg     *compiledCarrier
+	limiter *rate.Limiter // nil: no limit
+	timeout time.Duration
+	http    *http.Client
+	logger  *slog.Logger
+	source  *Source
+}
+
+var _ carrier.Carrier = (*Carrier)(nil)
+
+// New builds the carrier cfg declares. cfg must come from LoadFile or Parse.
+func New(cfg Config, logger *slog.Logger) (*Carrier, error) {
+	if cfg.compiled == nil {
+		return nil, fmt.Errorf("generic carrier %q: the Config was not read by LoadFile or Parse", cfg.Name)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Carrier{
+		name:    cfg.Name,
+		cfg:     cfg.compiled,
+		timeout: cmp.Or(cfg.Timeout, DefaultTimeout),
+		http:    &http.Client{Transport: newTransport()},
+		logger:  logger,
+		source:  &Source{name: cfg.Name, cfg: cfg.compiled.webhook, vocabulary: cfg.compiled.vocabulary},
+	}
+	if cfg.RateLimit > 0 {
+		// A burst of one spaces requests evenly, whatever window the carrier measures.
+		c.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
+	}
+	if c.cfg.find == nil && c.cfg.create.idempotencyHeader == "" {
+		logger.Warn("carrier has neither find_task nor create_task.idempotency_header: "+
+			"a retry after a timeout may create a second task for an order",
+			"carrier", cfg.Name)
+	}
+	return c, nil
+}
+
+// newTransport keeps many idle keep-alive connections: dispatch runs hundreds of concurrent
+// workers against one host.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+// Name implements carrier.Carrier.
+func (c *Carrier) Name() string { return c.name }
+
+// WebhookSource reads this carrier's webhooks, for webhook.NewSources.
+func (c *Carrier) WebhookSource() *Source { return c.source }
+
+// CreateTask implements carrier.Carrier: the create_task request.
+func (c *Carrier) CreateTask(ctx context.Context, req carrier.Request) (carrier.Task, error) {
+	r := c.cfg.create
+	status, doc, err := c.do(ctx, r, req)
+	if err != nil {
+		return carrier.Task{}, err
+	}
+	if status < 200 || status > 299 {
+		return carrier.Task{}, c.answerError(r, status, doc)
+	}
+	id, ok := r.taskID.Text(doc.value)
+	if !ok || id == "" {
+		// The task may well exist; only a lookup (or the idempotency key) can tell.
+		return carrier.Task{}, &carrier.Error{Carrier: c.name, Class: carrier.Transient, StatusCode: status, Ambiguous: true,
+			Message: fmt.Sprintf("answer without a task id at %s: %s", r.taskID, truncate(string(doc.raw), 200))}
+	}
+	tracking, _ := r.trackingURL.Text(doc.value)
+	return carrier.Task{ID: id, TrackingURL: tracking}, nil
+}
+
+// FindTask implements carrier.Carrier: the find_task request. Without one, there is never a
+// task to find.
+func (c *Carrier) FindTask(ctx context.Context, externalID string) (carrier.Task, bool, error) {
+	r := c.cfg.find
+	if r == nil {
+		return carrier.Task{}, false, nil
+	}
+	status, doc, err := c.do(ctx, r, carrier.Request{ExternalID: externalID})
+	if err != nil {
+		return carrier.Task{}, false, err
+	}
+	if status == http.StatusNotFound && r.list.IsZero() {
+		return carrier.Task{}, false, nil // a lookup by reference: no such task
+	}
+	if status < 200 || status > 299 {
+		return carrier.Task{}, false, c.answerError(r, status, doc)
+	}
+	unexpected := func(format string, args ...any) error {
+		// The doubt the lookup was meant to clear is still there.
+		return &carrier.Error{Carrier: c.name, Class: carrier.Transient, StatusCode: status, Ambiguous: true,
+			Message: fmt.Sprintf(format, args...) + ": " + truncate(string(doc.raw), 200)}
+	}
+
+	task := doc.value
+	if !r.list.IsZero() {
+		v, ok := r.list.Lookup(doc.value)
+		list, isList := v.([]any)
+		if !ok || (!isList && v != nil) {
+			return carrier.Task{}, false, unexpected("find_task answer has no list at %s", r.list)
+		}
+		if len(list) == 0 {
+			return carrier.Task{}, false, nil
+		}
+		if len(list) > 1 {
+			ids := make([]string, len(list))
+			for i, m := range list {
+				ids[i], _ = r.taskID.Text(m)
+			}
+			c.logger.WarnContext(ctx, "several carrier tasks for one order; keeping the first the carrier listed",
+				"carrier", c.name, "external_id", externalID, "task_ids", ids)
+		}
+		task = list[0]
+	} else if r.taskID.HitsNull(task) {
+		return carrier.Task{}, false, nil // {"data": null}: none
+	}
+	id, ok := r.taskID.Text(task)
+	if !ok || id == "" {
+		return carrier.Task{}, false, unexpected("find_task answer without a task id at %s", r.taskID)
+	}
+	tracking, _ := r.trackingURL.Text(task)
+	return carrier.Task{ID: id, TrackingURL: tracking}, true, nil
+}
+
+// answer is a carrier's answer body, raw and, when it is JSON, decoded.
+type answer struct {
+	raw        []byte
+	value      any           // nil when not JSON
+	retryAfter time.Duration // from Retry-After, on a non-2xx answer
+}
+
+// do renders and sends one request after waiting for the rate limiter. A 2xx answer that is not
+// JSON, and a request that got no (complete) answer, are *carrier.Error; any other answer is
+// returned for the caller to judge.
+func (c *Carrier) do(ctx context.Context, r *compiledRequest, req carrier.Request) (int, answer, error) {
+	target, body, err := r.render(req)
+	if err != nil {
+		// Checked with sample orders at start, so this order's payload is what breaks the
+		// template: it can never be sent as it is.
+		return 0, answer{}, &carrier.Error{Carrier: c.name, Class: carrier.Rejected,
+			Message: "the order cannot be rendered as the carrier's request: " + err.Error(), Err: err}
+	}
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			// Nothing was sent: not ambiguous.
+			return 0, answer{}, &carrier.Error{Carrier: c.name, Class: carrier.Transient, Message: "waiting for the rate limiter", Err: err}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var reader io.Reader
+	if body != nil {
+		reader = bytes.NewReader(body)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, r.method, target, reader)
+	if err != nil {
+		return 0, answer{}, &carrier.Error{Carrier: c.name, Class: carrier.Rejected, Message: "build request: " + err.Error(), Err: err}
+	}
+	hreq.Header = r.header.Clone()
+	if hreq.Header.Get("Accept") == "" {
+		hreq.Header.Set("Accept", "application/json")
+	}
+	if body != nil && hreq.Header.Get("Content-Type") == "" {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
+	if r.idempotencyHeader != "" {
+		hreq.Header.Set(r.idempotencyHeader, req.ExternalID)
+	}
+
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return 0, answer{}, c.noAnswer(r, err)
+	}
+	raw, err := readBody(resp.Body)
+	if err != nil {
+		return 0, answer{}, c.noAnswer(r, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err))
+	}
+	a := answer{raw: raw}
+	a.value, err = decodeJSON(raw)
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if ok && err != nil {
+		// A 2xx we cannot read: the call may have done its work.
+		return resp.StatusCode, a, &carrier.Error{Carrier: c.name, Class: carrier.Transient, StatusCode: resp.StatusCode, Ambiguous: true,
+			Message: "unreadable answer: " + truncate(string(raw), 200), Err: err}
+	}
+	if !ok {
+		a.retryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return resp.StatusCode, a, nil
+}
+
+// readBody reads at most maxResponseBody bytes, then drains and closes the body so the
+// connection goes back to the pool.
+func readBody(rc io.ReadCloser) ([]byte, error) {
+	defer rc.Close()
+	raw, err := io.ReadAll(io.LimitReader(rc, maxResponseBody))
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxResponseBody))
+	return raw, nil
+}
+
+// noAnswer classifies a request that got no (complete) answer: timeout, refused or cut
+// connection. The carrier may have acted on it, so it is ambiguous.
+func (c *Carrier) noAnswer(r *compiledRequest, err error) *carrier.Error {
+	msg := "no answer"
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = "timed out"
+	}
+	return &carrier.Error{Carrier: c.name, Class: carrier.Transient, Ambiguous: true,
+		Message: fmt.Sprintf("%s %s: %s", r.method, r.url.Name(), msg), Err: err}
+}
+
+// answerError turns a non-2xx answer into a *carrier.Error of the class dispatch acts on.
+func (c *Carrier) answerError(r *compiledRequest, status int, a answer) *carrier.Error {
+	e := &carrier.Error{Carrier: c.name, StatusCode: status, Message: c.answerMessage(status, a)}
+	switch {
+	case status == http.StatusTooManyRequests:
+		e.Class = carrier.RateLimited
+		e.RetryAfter = a.retryAfter
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Class = carrier.Unauthorized
+	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
+		// A wrong URL or method in the carriers file is the integration's fault, not the
+		// order's: retry slowly and alarm instead of rejecting every order in the outbox.
+		e.Class = carrier.Unauthorized
+		e.Message = fmt.Sprintf("endpoint not found, check %s of carrier %s in WAYBILL_CARRIERS_FILE: %s", r.url.Name(), c.name, e.Message)
+	case status >= 500:
+		// The carrier may have created the task before failing.
+		e.Class = carrier.Transient
+		e.Ambiguous = true
+	case status == http.StatusRequestTimeout:
+		// The server gave up reading the request: nothing was done, try again.
+		e.Class = carrier.Transient
+	case status >= 400:
+		e.Class = carrier.Rejected
+	default:
+		// 1xx/3xx: an answer we cannot interpret.
+		e.Class = carrier.Transient
+		e.Ambiguous = true
+	}
+	return e
+}
+
+// answerMessage is the carrier's own words: the text at error_message, else the body.
+func (c *Carrier) answerMessage(status int, a answer) string {
+	if msg, ok := c.cfg.errorMessage.Text(a.value); ok && strings.TrimSpace(msg) != "" {
+		return truncate(strings.TrimSpace(msg), 1000)
+	}
+	if s := strings.TrimSpace(string(a.raw)); s != "" {
+		return truncate(s, 500)
+	}
+	return http.StatusText(status)
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if secs, err := strconv.Atoi(v); err == nil {
+		return max(time.Duration(secs)*time.Second, 0)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
+}
