@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -213,11 +211,11 @@ func (c *Carrier) do(ctx context.Context, r *compiledRequest, req carrier.Reques
 
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return 0, answer{}, c.noAnswer(r, err)
+		return 0, answer{}, carrier.NoAnswer(c.name, r.method+" "+r.url.Name(), err)
 	}
-	raw, err := readBody(resp.Body)
+	raw, err := carrier.ReadBody(resp.Body, maxResponseBody)
 	if err != nil {
-		return 0, answer{}, c.noAnswer(r, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err))
+		return 0, answer{}, carrier.NoAnswer(c.name, r.method+" "+r.url.Name(), fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err))
 	}
 	a := answer{raw: raw}
 	a.value, err = decodeJSON(raw)
@@ -228,61 +226,20 @@ func (c *Carrier) do(ctx context.Context, r *compiledRequest, req carrier.Reques
 			Message: "unreadable answer: " + truncate(string(raw), 200), Err: err}
 	}
 	if !ok {
-		a.retryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		a.retryAfter = carrier.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return resp.StatusCode, a, nil
-}
-
-// readBody reads at most maxResponseBody bytes, then drains and closes the body so the
-// connection goes back to the pool.
-func readBody(rc io.ReadCloser) ([]byte, error) {
-	defer rc.Close()
-	raw, err := io.ReadAll(io.LimitReader(rc, maxResponseBody))
-	if err != nil {
-		return nil, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxResponseBody))
-	return raw, nil
-}
-
-// noAnswer classifies a request that got no (complete) answer: timeout, refused or cut
-// connection. The carrier may have acted on it, so it is ambiguous.
-func (c *Carrier) noAnswer(r *compiledRequest, err error) *carrier.Error {
-	msg := "no answer"
-	if errors.Is(err, context.DeadlineExceeded) {
-		msg = "timed out"
-	}
-	return &carrier.Error{Carrier: c.name, Class: carrier.Transient, Ambiguous: true,
-		Message: fmt.Sprintf("%s %s: %s", r.method, r.url.Name(), msg), Err: err}
 }
 
 // answerError turns a non-2xx answer into a *carrier.Error of the class dispatch acts on.
 func (c *Carrier) answerError(r *compiledRequest, status int, a answer) *carrier.Error {
 	e := &carrier.Error{Carrier: c.name, StatusCode: status, Message: c.answerMessage(status, a)}
-	switch {
-	case status == http.StatusTooManyRequests:
-		e.Class = carrier.RateLimited
+	e.Class, e.Ambiguous = carrier.ClassifyStatus(status)
+	if e.Class == carrier.RateLimited {
 		e.RetryAfter = a.retryAfter
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		e.Class = carrier.Unauthorized
-	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
-		// A wrong URL or method in the carriers file is the integration's fault, not the
-		// order's: retry slowly and alarm instead of rejecting every order in the outbox.
-		e.Class = carrier.Unauthorized
+	}
+	if carrier.EndpointMissing(status) {
 		e.Message = fmt.Sprintf("endpoint not found, check %s of carrier %s in WAYBILL_CARRIERS_FILE: %s", r.url.Name(), c.name, e.Message)
-	case status >= 500:
-		// The carrier may have created the task before failing.
-		e.Class = carrier.Transient
-		e.Ambiguous = true
-	case status == http.StatusRequestTimeout:
-		// The server gave up reading the request: nothing was done, try again.
-		e.Class = carrier.Transient
-	case status >= 400:
-		e.Class = carrier.Rejected
-	default:
-		// 1xx/3xx: an answer we cannot interpret.
-		e.Class = carrier.Transient
-		e.Ambiguous = true
 	}
 	return e
 }
@@ -296,16 +253,4 @@ func (c *Carrier) answerMessage(status int, a answer) string {
 		return truncate(s, 500)
 	}
 	return http.StatusText(status)
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if secs, err := strconv.Atoi(v); err == nil {
-		return max(time.Duration(secs)*time.Second, 0)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
-	}
-	return 0
 }

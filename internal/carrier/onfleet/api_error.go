@@ -26,31 +26,12 @@ type apiError struct {
 // errorFromAnswer turns a non-2xx answer into a *carrier.Error of the class dispatch acts on.
 func errorFromAnswer(status int, header http.Header, body []byte, now time.Time) *carrier.Error {
 	e := &carrier.Error{Carrier: Name, StatusCode: status, Message: answerMessage(status, body)}
-	switch {
-	case status == http.StatusTooManyRequests:
-		e.Class = carrier.RateLimited
-		e.RetryAfter = retryAfter(header.Get("Retry-After"), now)
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		e.Class = carrier.Unauthorized
-	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
-		// POST /tasks does not 404 for a bad order: the URL is wrong (ONFLEET_BASE_URL). That is
-		// the integration's fault, not the order's, so retry slowly instead of rejecting every
-		// order in the outbox.
-		e.Class = carrier.Unauthorized
+	e.Class, e.Ambiguous = carrier.ClassifyStatus(status)
+	if e.Class == carrier.RateLimited {
+		e.RetryAfter = carrier.RetryAfter(header.Get("Retry-After"), now)
+	}
+	if carrier.EndpointMissing(status) {
 		e.Message = "endpoint not found, check ONFLEET_BASE_URL: " + e.Message
-	case status >= 500:
-		// The carrier may have created the task before failing.
-		e.Class = carrier.Transient
-		e.Ambiguous = true
-	case status == http.StatusRequestTimeout:
-		// The server gave up reading the request: nothing was done, try again.
-		e.Class = carrier.Transient
-	case status >= 400:
-		e.Class = carrier.Rejected
-	default:
-		// 1xx/3xx: nothing Onfleet documents; treat as a failure we cannot interpret.
-		e.Class = carrier.Transient
-		e.Ambiguous = true
 	}
 	return e
 }
@@ -93,20 +74,4 @@ func causeText(raw json.RawMessage) string {
 		return strings.TrimSpace(s)
 	}
 	return string(raw)
-}
-
-// retryAfter reads a Retry-After header (seconds or an HTTP date). Onfleet does not document
-// one, so zero is the usual answer.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		return max(time.Duration(secs)*time.Second, 0)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
-	}
-	return 0
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -186,11 +185,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return noAnswer(method, path, err)
+		return carrier.NoAnswer(Name, method+" "+path, err)
 	}
-	raw, err := readBody(resp.Body)
+	raw, err := carrier.ReadBody(resp.Body, maxResponseBody)
 	if err != nil {
-		return noAnswer(method, path, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err))
+		return carrier.NoAnswer(Name, method+" "+path, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return errorFromAnswer(resp.StatusCode, resp.Header, raw, time.Now())
@@ -204,28 +203,4 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			Message: "unreadable answer: " + truncateRunes(string(raw), 200), Err: err}
 	}
 	return nil
-}
-
-// readBody reads at most maxResponseBody bytes, then drains and closes the body so the
-// connection goes back to the pool.
-func readBody(rc io.ReadCloser) ([]byte, error) {
-	defer rc.Close()
-	raw, err := io.ReadAll(io.LimitReader(rc, maxResponseBody))
-	if err != nil {
-		return nil, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxResponseBody))
-	return raw, nil
-}
-
-// noAnswer classifies a request that got no (complete) answer: timeout, refused or cut
-// connection. The carrier may have acted on it, so it is ambiguous. A failed FindTask is marked
-// ambiguous too: the doubt it was meant to clear is still there.
-func noAnswer(method, path string, err error) *carrier.Error {
-	msg := "no answer"
-	if errors.Is(err, context.DeadlineExceeded) {
-		msg = "timed out"
-	}
-	return &carrier.Error{Carrier: Name, Class: carrier.Transient, Ambiguous: true,
-		Message: fmt.Sprintf("%s %s: %s", method, path, msg), Err: err}
 }
