@@ -61,6 +61,10 @@ func (w *actWorker) Work(ctx context.Context, job *river.Job[ActArgs]) error {
 			return err
 		}
 		cur := orders.Status(o.Status)
+		if a.Status == orders.StatusDelivered && orders.Kind(o.Kind) == orders.KindPickup {
+			// A carrier with one word for "done" (a configured one, say) completed a pickup.
+			a.Status = orders.StatusPickedUp
+		}
 		next, changed := orders.Advance(cur, carrierTime(o), a.Status, a.OccurredAt)
 
 		inserted, err := w.insertEvent(ctx, tx, a, changed, cur)

@@ -262,3 +262,22 @@ func TestEndToEndAmbiguousCreate(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM waybill.river_job WHERE kind = 'notify_email'`).Scan(&n))
 	require.Equal(t, 1, n, "the logistics team is told")
 }
+
+// A carrier with one word for "done": its "complete" on a pickup order means picked up.
+func TestEndToEndPickupCompleted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupEndToEnd(t)
+
+	var orderID int64
+	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO waybill.orders (external_id, carrier, kind, payload) VALUES ($1, 'acme', 'pickup', $2) RETURNING id`,
+		"RET-E2E-1", `{"recipient": {"name": "Ada Lovelace", "phone": "+14155550100"},
+		"address": {"line1": "1 Market St", "city": "San Francisco", "country": "US"}}`).Scan(&orderID))
+	o := b.waitStatus(t, orderID, orders.StatusDispatched)
+	require.Equal(t, http.StatusOK, b.postWebhook(t, acmeEvent("evt_pk_1", *o.CarrierRef, "RET-E2E-1", "complete", "2025-03-01T15:00:00Z"), testSecret))
+	b.waitStatus(t, orderID, orders.StatusPickedUp)
+	history, err := dbsqlc.New().OrderEventListByOrderID(ctx, b.pool, orderID)
+	require.NoError(t, err)
+	require.Len(t, history, 1)
+	require.Equal(t, "picked_up", *history[0].Status)
+}
