@@ -41,5 +41,6 @@ INSERT INTO waybill.carriers (name)
 SELECT unnest(@names::text[])
 ON CONFLICT (name) DO NOTHING;
 
--- name: OrderGetForDispatch :one
-SELECT id, kind, payload, status, carrier_ref, tracking_url FROM waybill.orders WHERE id = @id;
+-- name: OrderGetForDispatchMany :many
+-- What dispatch workers need, for a batch of them at once.
+SELECT id, kind, payload, status, carrier_ref, tracking_url FROM waybill.orders WHERE id = ANY(@ids::bigint[]);

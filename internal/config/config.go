@@ -46,6 +46,8 @@ type Config struct {
 	DBMaxConns         int32         // WAYBILL_DB_MAX_CONNS
 
 	LogLevel string // WAYBILL_LOG_LEVEL: debug, info, warn, error
+
+	PprofAddr string // WAYBILL_PPROF_ADDR: where to serve net/http/pprof; empty = off
 }
 
 // Defaults for optional settings.
@@ -86,6 +88,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		CompletedRetention:   p.duration("WAYBILL_COMPLETED_JOB_RETENTION", time.Hour),
 		DBMaxConns:           int32(p.int("WAYBILL_DB_MAX_CONNS", 40)),
 		LogLevel:             p.oneOf("WAYBILL_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		PprofAddr:            p.str("WAYBILL_PPROF_ADDR", ""),
 	}
 	if c.OnfleetRateLimit < 0 {
 		p.fail("ONFLEET_RATE_LIMIT", "must be 0 (no limit) or a positive number of requests per second")

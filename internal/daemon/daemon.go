@@ -135,7 +135,9 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		notify.QueueNotify:     {MaxWorkers: 20},
 		alarm.QueueAlarm:       {MaxWorkers: 1},
 	}
-	maps.Copy(queues, webhook.Queues(50))
+	// Translate and act are short Postgres transactions: a few workers per core keep up, and more
+	// would hold pool connections that webhook intake needs to answer carriers fast.
+	maps.Copy(queues, webhook.Queues(8))
 	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, workers, queues, alarm.PeriodicJobs(alarmCfg), logger))
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
@@ -190,6 +192,14 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen on %s (WAYBILL_HTTP_ADDR): %w", cfg.HTTPAddr, err)
 		}
+	}
+
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
 	}
 
 	// The completer outlives River's stop: jobs still running when River stops wait on it.

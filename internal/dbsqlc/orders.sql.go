@@ -72,11 +72,11 @@ func (q *Queries) OrderGetByID(ctx context.Context, db DBTX, id int64) (WaybillO
 	return i, err
 }
 
-const orderGetForDispatch = `-- name: OrderGetForDispatch :one
-SELECT id, kind, payload, status, carrier_ref, tracking_url FROM waybill.orders WHERE id = $1
+const orderGetForDispatchMany = `-- name: OrderGetForDispatchMany :many
+SELECT id, kind, payload, status, carrier_ref, tracking_url FROM waybill.orders WHERE id = ANY($1::bigint[])
 `
 
-type OrderGetForDispatchRow struct {
+type OrderGetForDispatchManyRow struct {
 	ID          int64
 	Kind        string
 	Payload     []byte
@@ -85,18 +85,32 @@ type OrderGetForDispatchRow struct {
 	TrackingUrl *string
 }
 
-func (q *Queries) OrderGetForDispatch(ctx context.Context, db DBTX, id int64) (OrderGetForDispatchRow, error) {
-	row := db.QueryRow(ctx, orderGetForDispatch, id)
-	var i OrderGetForDispatchRow
-	err := row.Scan(
-		&i.ID,
-		&i.Kind,
-		&i.Payload,
-		&i.Status,
-		&i.CarrierRef,
-		&i.TrackingUrl,
-	)
-	return i, err
+// What dispatch workers need, for a batch of them at once.
+func (q *Queries) OrderGetForDispatchMany(ctx context.Context, db DBTX, ids []int64) ([]OrderGetForDispatchManyRow, error) {
+	rows, err := db.Query(ctx, orderGetForDispatchMany, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OrderGetForDispatchManyRow{}
+	for rows.Next() {
+		var i OrderGetForDispatchManyRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Kind,
+			&i.Payload,
+			&i.Status,
+			&i.CarrierRef,
+			&i.TrackingUrl,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const orderInsert = `-- name: OrderInsert :one

@@ -20,103 +20,91 @@ import (
 // tracking_url, status and dispatched_at on the orders AND marks their jobs completed. One
 // commit per batch instead of one per order is what lets dispatch keep up with thousands of
 // orders a second; the order update and its job completion still commit together, so a crash
-// leaves either both or neither (and a retried job finds its task by metadata).
+// leaves either both or neither (and a retried job finds its task by metadata). It also loads
+// orders for the workers, a batch at a time.
 type BatchCompleter struct {
-	pool     *pgxpool.Pool
-	schema   string
-	queries  *dbsqlc.Queries
-	logger   *slog.Logger
-	hooks    Hooks
-	client   *river.Client[pgx.Tx]
-	in       chan *completion
-	maxBatch int
+	pool      *pgxpool.Pool
+	schema    string
+	queries   *dbsqlc.Queries
+	logger    *slog.Logger
+	hooks     Hooks
+	client    *river.Client[pgx.Tx]
+	completer *batcher[completion, struct{}]
+	loader    *batcher[int64, loadedOrder]
 }
 
 type completion struct {
 	job     *rivertype.JobRow
 	orderID int64
 	task    carrier.Task
-	done    chan error
+}
+
+// loadedOrder is an order as dispatch needs it; found is false when the row is gone.
+type loadedOrder struct {
+	row   dbsqlc.OrderGetForDispatchManyRow
+	found bool
 }
 
 // NewBatchCompleter makes a completer for River jobs in schema; call SetClient before Run.
 func NewBatchCompleter(pool *pgxpool.Pool, schema string, hooks Hooks, logger *slog.Logger) *BatchCompleter {
-	return &BatchCompleter{
-		pool:     pool,
-		schema:   schema,
-		queries:  dbsqlc.New(),
-		logger:   logger,
-		hooks:    hooksOrNop(hooks),
-		in:       make(chan *completion, 1024),
-		maxBatch: 500,
+	c := &BatchCompleter{
+		pool:    pool,
+		schema:  schema,
+		queries: dbsqlc.New(),
+		logger:  logger,
+		hooks:   hooksOrNop(hooks),
 	}
+	c.completer = newBatcher(500, c.flush)
+	c.loader = newBatcher(500, c.load)
+	return c
 }
 
 // SetClient gives the completer the River client whose jobs it completes. The client is built
 // after the workers that use this completer, hence a setter.
 func (c *BatchCompleter) SetClient(client *river.Client[pgx.Tx]) { c.client = client }
 
-// Complete queues the job's completion and waits until its batch commits.
+// Complete queues the job's completion and waits until its batch commits. If ctx ends first,
+// the batch may still commit; if it does not, the retry finds the task by metadata.
 func (c *BatchCompleter) Complete(ctx context.Context, job *rivertype.JobRow, orderID int64, task carrier.Task) error {
-	comp := &completion{job: job, orderID: orderID, task: task, done: make(chan error, 1)}
-	select {
-	case c.in <- comp:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-comp.done:
-		return err
-	case <-ctx.Done():
-		// The batch may still commit; if it does not, the retry finds the task by metadata.
-		return ctx.Err()
-	}
+	_, err := c.completer.do(ctx, completion{job: job, orderID: orderID, task: task})
+	return err
 }
 
-// Run flushes batches until ctx ends. Batches form by themselves: while one flush is in flight,
-// arrivals queue up and go together in the next, so a quiet system flushes at once and a busy
-// one in large batches. Two flushers overlap one batch's commit with the next batch's build.
+// Load reads one order for dispatch, in a batch with other workers' reads.
+func (c *BatchCompleter) Load(ctx context.Context, orderID int64) (dbsqlc.OrderGetForDispatchManyRow, bool, error) {
+	o, err := c.loader.do(ctx, orderID)
+	return o.row, o.found, err
+}
+
+// Run serves batches until ctx ends.
 func (c *BatchCompleter) Run(ctx context.Context) {
 	if c.client == nil {
 		panic("dispatch: BatchCompleter.Run before SetClient")
 	}
-	const flushers = 2
 	done := make(chan struct{})
-	for range flushers {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			batch := make([]*completion, 0, c.maxBatch)
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case first := <-c.in:
-					batch = append(batch[:0], first)
-				}
-			fill:
-				for len(batch) < c.maxBatch {
-					select {
-					case next := <-c.in:
-						batch = append(batch, next)
-					default:
-						break fill
-					}
-				}
-				err := c.flush(ctx, batch)
-				for _, comp := range batch {
-					comp.done <- err
-				}
-			}
-		}()
-	}
-	for range flushers {
-		<-done
-	}
+	go func() { defer close(done); c.loader.loop(ctx) }()
+	c.completer.loop(ctx)
+	<-done
 }
 
-func (c *BatchCompleter) flush(ctx context.Context, batch []*completion) error {
-	// Finish a started batch even while shutting down: its carrier calls already happened.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+func (c *BatchCompleter) load(ctx context.Context, ids []int64) ([]loadedOrder, error) {
+	rows, err := c.queries.OrderGetForDispatchMany(ctx, c.pool, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load orders for dispatch: %w", err)
+	}
+	byID := make(map[int64]dbsqlc.OrderGetForDispatchManyRow, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = r
+	}
+	out := make([]loadedOrder, len(ids))
+	for i, id := range ids {
+		out[i].row, out[i].found = byID[id]
+	}
+	return out, nil
+}
+
+func (c *BatchCompleter) flush(ctx context.Context, batch []completion) ([]struct{}, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 
 	params := dbsqlc.OrderMarkDispatchedManyParams{
@@ -143,6 +131,12 @@ func (c *BatchCompleter) flush(ctx context.Context, batch []*completion) error {
 
 	var rows []dbsqlc.OrderMarkDispatchedManyRow
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		// A completion lost in a crash leaves its jobs running: they are rescued and retried,
+		// and the retry finds the task by metadata. So this commit need not wait for the WAL
+		// flush, which is most of its cost.
+		if err := c.queries.TxCommitAsync(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		if rows, err = c.queries.OrderMarkDispatchedMany(ctx, tx, params); err != nil {
 			return fmt.Errorf("record dispatched orders: %w", err)
@@ -156,7 +150,7 @@ func (c *BatchCompleter) flush(ctx context.Context, batch []*completion) error {
 	})
 	if err != nil {
 		c.logger.ErrorContext(ctx, "dispatch batch failed; its jobs will retry", "batch_size", len(batch), "error", err)
-		return err
+		return nil, err
 	}
 	for _, r := range rows {
 		if r.DispatchedAt != nil {
@@ -167,5 +161,5 @@ func (c *BatchCompleter) flush(ctx context.Context, batch []*completion) error {
 		// An order row is gone (deleted by hand): its job is completed anyway, nothing to send.
 		c.logger.WarnContext(ctx, "dispatched orders missing from waybill.orders", "expected", len(batch), "updated", len(rows))
 	}
-	return nil
+	return make([]struct{}, len(batch)), nil
 }

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
@@ -59,12 +58,12 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		return fmt.Errorf("carrier %q is not configured in this service", a.Carrier)
 	}
 
-	order, err := w.queries.OrderGetForDispatch(ctx, w.cfg.Pool, a.OrderID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return river.JobCancel(fmt.Errorf("order %d no longer exists", a.OrderID))
-	}
+	order, exists, err := w.cfg.Completer.Load(ctx, a.OrderID)
 	if err != nil {
 		return fmt.Errorf("load order %d: %w", a.OrderID, err)
+	}
+	if !exists {
+		return river.JobCancel(fmt.Errorf("order %d no longer exists", a.OrderID))
 	}
 	if order.CarrierRef != nil {
 		// Already at the carrier (a retried or redriven job whose earlier run got through).

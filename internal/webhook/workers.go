@@ -52,6 +52,10 @@ func Queues(maxWorkers int) map[string]river.QueueConfig {
 // the reverse), and a rescued job finds nothing left to do.
 func inTx[T river.JobArgs](ctx context.Context, pool *pgxpool.Pool, job *river.Job[T], fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// Translate and act are idempotent: a commit lost in a crash is redone by the job.
+		if err := dbsqlc.New().TxCommitAsync(ctx, tx); err != nil {
+			return err
+		}
 		if err := fn(tx); err != nil {
 			return err
 		}
