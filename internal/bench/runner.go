@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -319,7 +321,9 @@ func (b *runner) finish(ctx context.Context, res *Results, stdout io.Writer) err
 		res.Errors = append(res.Errors, "interrupted: "+err.Error())
 	}
 	res.Checks = checks(res)
-	for name, chart := range charts(res) {
+	all := charts(res)
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		chart := all[name]
 		path := filepath.Join(b.opts.OutDir, name+".svg")
 		if err := writeFile(path, chart.WriteSVG); err != nil {
 			b.logger.Warn("write chart", "path", path, "error", err)
