@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.WebhookDuration, "webhook-duration", 0, "how long webhooks are offered (default: -duration)")
 	fs.IntVar(&o.WebhookConcurrency, "webhook-concurrency", 64, "concurrent webhook requests (keep-alive connections)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 2*time.Minute, "how long to wait after the load for everything to be processed")
+	fs.StringVar(&o.ServeDBParams, "serve-db-params", "", "URL query parameters added to serve's DATABASE_URL; pgx sends unknown ones as Postgres settings, e.g. plan_cache_mode=force_generic_plan")
 	fs.Var(&serveEnv, "serve-env", "KEY=VALUE for `waybill serve` (repeatable), e.g. -serve-env WAYBILL_DISPATCH_WORKERS=1000")
 	fs.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiler from waybill serve (WAYBILL_PPROF_ADDR) and save a CPU profile of each load, with `go tool pprof -top` summaries")
 	fs.BoolVar(&o.Perf, "perf", false, "record a system-wide CPU profile (perf record -a -g) during each load and summarise it")

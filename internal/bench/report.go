@@ -251,6 +251,9 @@ func printTable(w io.Writer, r *Results) {
 	if len(r.ServeEnv) > 0 {
 		fmt.Fprintf(w, "serve env: %s\n", strings.Join(r.ServeEnv, " "))
 	}
+	if r.ServeDB != "" {
+		fmt.Fprintf(w, "serve DATABASE_URL parameters: %s\n", r.ServeDB)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nPHASE\tFIGURE\tVALUE\tTARGET\t")
 	last := ""

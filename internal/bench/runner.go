@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,10 +47,13 @@ type Options struct {
 
 	DrainTimeout time.Duration
 	ServeEnv     []string // KEY=VALUE for waybill serve, e.g. WAYBILL_DISPATCH_WORKERS=1000
-	Perf         bool     // record a system-wide perf profile during each load
-	Pprof        bool     // fetch a Go CPU profile of waybill serve during each load
-	Timeout      time.Duration
-	Command      string // how the bench was invoked, for the record
+	// ServeDBParams are added to serve's DATABASE_URL; pgx sends unknown ones to Postgres as
+	// session settings, e.g. plan_cache_mode=force_generic_plan.
+	ServeDBParams string
+	Perf          bool // record a system-wide perf profile during each load
+	Pprof         bool // fetch a Go CPU profile of waybill serve during each load
+	Timeout       time.Duration
+	Command       string // how the bench was invoked, for the record
 }
 
 // Modes lists the valid -mode values.
@@ -87,6 +91,7 @@ type Results struct {
 	Machine  Machine         `json:"machine"`
 	Postgres PostgresInfo    `json:"postgres"`
 	ServeEnv []string        `json:"serve_env"`
+	ServeDB  string          `json:"serve_db_params,omitempty"`
 	Plain    *InsertRate     `json:"ref_plain_insert,omitempty"`
 	River    *RiverDrain     `json:"ref_river_noop,omitempty"`
 	Variants []RiverDrain    `json:"ref_river_noop_variants,omitempty"`
@@ -174,6 +179,7 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) (err error
 		Mode:     opts.Mode,
 		Machine:  machine(),
 		ServeEnv: opts.ServeEnv,
+		ServeDB:  opts.ServeDBParams,
 	}
 
 	bin := opts.WaybillBin
@@ -207,6 +213,24 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) (err error
 	b.bin = bin
 	b.stack = &stack{bin: bin, dbURL: b.db.url, outDir: absOut, secretHex: hex.EncodeToString(secret),
 		serveEnv: opts.ServeEnv, pprof: opts.Pprof, logger: logger}
+	if opts.ServeDBParams != "" {
+		u, err := url.Parse(b.db.url)
+		if err != nil {
+			return err
+		}
+		extra, err := url.ParseQuery(opts.ServeDBParams)
+		if err != nil {
+			return fmt.Errorf("-serve-db-params: %w", err)
+		}
+		q := u.Query()
+		for k, vs := range extra {
+			for _, v := range vs {
+				q.Set(k, v)
+			}
+		}
+		u.RawQuery = q.Encode()
+		b.stack.serveDB = u.String()
+	}
 	defer b.stack.close()
 	if err := b.stack.migrate(ctx); err != nil {
 		return err
@@ -258,19 +282,19 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) (err error
 	if ctx.Err() != nil {
 		return b.finish(ctx, res, stdout)
 	}
+	probeRows := 0
 	if want("orders") {
 		// The outbox INSERT at full speed, measured like the plain one, before the service ever
-		// runs; the rows are then removed so the service starts on an empty outbox.
+		// runs. The service then dispatches these orders before the orders phase: it meets the
+		// load warm, as in production. (Truncating them instead left River's job table analyzed
+		// as empty; the fetch's cached generic plan then became a sequential scan joined by
+		// nested loop, seconds per fetch at 100,000 jobs — a trap worth knowing, not a fair
+		// start.)
 		logger.Info("outbox INSERT probe (service stopped)", "clients", opts.Clients, "duration", opts.RefDuration)
 		r, err := closedLoopInsert(ctx, b.pool, outboxInsertSQL, "probe-", opts.Clients, opts.RefDuration, 0)
 		r.Target = "waybill.orders (the outbox: validation and dispatch-job triggers), service stopped"
 		res.Outbox = &r
-		if err == nil {
-			_, err = b.pool.Exec(ctx, `TRUNCATE waybill.orders, waybill.river_job CASCADE`)
-		}
-		if err == nil {
-			_, err = b.pool.Exec(ctx, `VACUUM ANALYZE waybill.orders, waybill.river_job`)
-		}
+		probeRows = r.Rows
 		if err != nil {
 			phaseErr("outbox INSERT probe", err)
 		}
@@ -279,6 +303,12 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) (err error
 		if err := b.stack.startServe(ctx); err != nil {
 			phaseErr("start waybill serve", err)
 			return b.finish(ctx, res, stdout)
+		}
+	}
+	if probeRows > 0 {
+		logger.Info("service dispatching the probe's orders before the load", "orders", probeRows)
+		if err := b.waitDispatched(ctx, 0, probeRows, opts.DrainTimeout); err != nil {
+			phaseErr("dispatch the probe's orders", err)
 		}
 	}
 	if want("orders") && ctx.Err() == nil {

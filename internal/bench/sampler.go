@@ -137,8 +137,9 @@ type sampler struct {
 // progress counts a table's rows after fromID and those of them whose done column is set,
 // without rescanning what is known. Rows get done roughly in id order (River fetches oldest
 // first), so each sample reads only a window of rows after a watermark; below it every row is
-// done except a few stragglers (a job waiting for a retry), whose ids are kept and re-read
-// until they are done. A count over the whole table every second cost Postgres a visible
+// done except a few stragglers (a job waiting for a retry while later rows got done), whose
+// ids are kept and re-read until they are done. Counts of done rows more than a window ahead of
+// the watermark show up once it gets there. A count over the whole table every second cost Postgres a visible
 // share of its time at 100,000 rows.
 type progress struct {
 	table, doneCol string
@@ -180,16 +181,21 @@ func (p *progress) read(ctx context.Context, pool *pgxpool.Pool) (rows, done int
 		inWindow, doneInWindow, passedRows, last int64
 		pending                                  []int64
 	)
+	// Only pending rows with done rows after them are passed: when work simply lags, the
+	// watermark waits instead of collecting the whole lag as stragglers.
 	err = pool.QueryRow(ctx, `WITH w AS (
 			SELECT id, `+p.doneCol+` IS NOT NULL AS done FROM `+p.table+` WHERE id > $1 ORDER BY id LIMIT $2
+		), last_done AS (
+			SELECT max(id) AS id FROM w WHERE done
 		), pending AS (
 			SELECT id, row_number() OVER (ORDER BY id) AS n FROM w WHERE NOT done
 		), stop AS (
-			SELECT min(id) AS id FROM pending WHERE n > $3
+			SELECT min(pending.id) AS id FROM pending, last_done
+			WHERE pending.n > $3 OR last_done.id IS NULL OR pending.id > last_done.id
 		)
 		SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM w WHERE done),
 			(SELECT count(*) FROM w, stop WHERE stop.id IS NULL OR w.id < stop.id),
-			(SELECT coalesce(array_agg(pending.id ORDER BY pending.id), '{}') FROM pending WHERE n <= $3),
+			(SELECT coalesce(array_agg(pending.id ORDER BY pending.id), '{}') FROM pending, stop WHERE stop.id IS NULL OR pending.id < stop.id),
 			coalesce((SELECT CASE WHEN stop.id IS NULL THEN (SELECT max(id) FROM w) ELSE stop.id - 1 END FROM stop), $1)`,
 		p.watermark, progressWindow, pass).Scan(&inWindow, &doneInWindow, &passedRows, &pending, &last)
 	if err != nil {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ type stack struct {
 	outDir    string
 	secretHex string
 	serveEnv  []string // the user's -serve-env overrides, applied last
+	serveDB   string   // DATABASE_URL of serve: dbURL plus -serve-db-params
 	pprof     bool     // serve Go's profiler (WAYBILL_PPROF_ADDR) for the bench to read
 	logger    *slog.Logger
 
@@ -100,7 +102,7 @@ func (s *stack) startServe(ctx context.Context) error {
 		return err
 	}
 	env := benchEnv(
-		"DATABASE_URL="+s.dbURL,
+		"DATABASE_URL="+cmp.Or(s.serveDB, s.dbURL),
 		"WAYBILL_HTTP_ADDR="+addr,
 		"ONFLEET_BASE_URL="+s.sandboxURL,
 		"ONFLEET_API_KEY=waybill-bench",

@@ -195,7 +195,7 @@ func (b *runner) runWebhooks(ctx context.Context, cfg webhooksConfig) (*Webhooks
 			res.ProcessingNote = fmt.Sprintf("not caught up %s after the last answer", cfg.drainTimeout)
 			break
 		}
-		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
@@ -303,9 +303,12 @@ func (b *runner) webhookProgress(ctx context.Context, prog *progress) (stored, t
 		return
 	}
 	stored, translated = int(rows), int(done)
+	// By state first, so River's (state, queue, …) index finds the few rows: a scan of the
+	// whole job table here, every poll, once cost Postgres more than the work it watched.
 	err = b.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state IN ('available', 'running'))::int,
 			count(*) FILTER (WHERE state IN ('retryable', 'discarded'))::int
-		FROM waybill.river_job WHERE queue <> 'dispatch' AND kind <> 'dispatch_order'`).Scan(&left, &failed)
+		FROM waybill.river_job
+		WHERE state IN ('available', 'running', 'retryable', 'discarded') AND queue <> 'dispatch'`).Scan(&left, &failed)
 	return
 }
 
