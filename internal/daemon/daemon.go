@@ -98,7 +98,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		return err
 	}
 
-	completer := dispatch.NewBatchCompleter(pool, migrate.Schema, hooks, logger)
+	completer := dispatch.NewBatchCompleter(pool, hooks, logger)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
 		Carriers:  carriers,
@@ -142,7 +142,6 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
 	}
-	completer.SetClient(client)
 
 	webhooks, err := webhook.NewHandler(webhook.HandlerConfig{
 		Pool: pool, Sources: sources, Logger: logger,

@@ -8,33 +8,29 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver"
-	"github.com/riverqueue/river/rivertype"
 
+	"github.com/waybill/waybill/internal/batch"
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/dbsqlc"
 )
 
-// BatchCompleter records carriers' answers: in one transaction per batch it stores carrier_ref,
-// tracking_url, status and dispatched_at on the orders AND marks their jobs completed. One
+// BatchCompleter records carriers' answers: in one statement per batch it stores carrier_ref,
+// tracking_url, status and dispatched_at on the orders AND ends their jobs. One
 // commit per batch instead of one per order is what lets dispatch keep up with thousands of
-// orders a second; the order update and its job completion still commit together, so a crash
+// orders a second; the order update and its job's end still commit together, so a crash
 // leaves either both or neither (and a retried job finds its task by metadata). It also loads
 // orders for the workers, a batch at a time.
 type BatchCompleter struct {
 	pool      *pgxpool.Pool
-	schema    string
 	queries   *dbsqlc.Queries
 	logger    *slog.Logger
 	hooks     Hooks
-	client    *river.Client[pgx.Tx]
-	completer *batcher[completion, struct{}]
-	loader    *batcher[int64, loadedOrder]
+	completer *batch.Batcher[completion, struct{}]
+	loader    *batch.Batcher[int64, loadedOrder]
 }
 
 type completion struct {
-	job     *rivertype.JobRow
+	jobID   int64
 	orderID int64
 	task    carrier.Task
 }
@@ -45,45 +41,37 @@ type loadedOrder struct {
 	found bool
 }
 
-// NewBatchCompleter makes a completer for River jobs in schema; call SetClient before Run.
-func NewBatchCompleter(pool *pgxpool.Pool, schema string, hooks Hooks, logger *slog.Logger) *BatchCompleter {
+// NewBatchCompleter makes a completer for the dispatch jobs of waybill.river_job.
+func NewBatchCompleter(pool *pgxpool.Pool, hooks Hooks, logger *slog.Logger) *BatchCompleter {
 	c := &BatchCompleter{
 		pool:    pool,
-		schema:  schema,
 		queries: dbsqlc.New(),
 		logger:  logger,
 		hooks:   hooksOrNop(hooks),
 	}
-	c.completer = newBatcher(500, c.flush)
-	c.loader = newBatcher(500, c.load)
+	c.completer = batch.New(500, c.flush)
+	c.loader = batch.New(500, c.load)
 	return c
 }
 
-// SetClient gives the completer the River client whose jobs it completes. The client is built
-// after the workers that use this completer, hence a setter.
-func (c *BatchCompleter) SetClient(client *river.Client[pgx.Tx]) { c.client = client }
-
 // Complete queues the job's completion and waits until its batch commits. If ctx ends first,
 // the batch may still commit; if it does not, the retry finds the task by metadata.
-func (c *BatchCompleter) Complete(ctx context.Context, job *rivertype.JobRow, orderID int64, task carrier.Task) error {
-	_, err := c.completer.do(ctx, completion{job: job, orderID: orderID, task: task})
+func (c *BatchCompleter) Complete(ctx context.Context, jobID, orderID int64, task carrier.Task) error {
+	_, err := c.completer.Do(ctx, completion{jobID: jobID, orderID: orderID, task: task})
 	return err
 }
 
 // Load reads one order for dispatch, in a batch with other workers' reads.
 func (c *BatchCompleter) Load(ctx context.Context, orderID int64) (dbsqlc.OrderGetForDispatchManyRow, bool, error) {
-	o, err := c.loader.do(ctx, orderID)
+	o, err := c.loader.Do(ctx, orderID)
 	return o.row, o.found, err
 }
 
 // Run serves batches until ctx ends.
 func (c *BatchCompleter) Run(ctx context.Context) {
-	if c.client == nil {
-		panic("dispatch: BatchCompleter.Run before SetClient")
-	}
 	done := make(chan struct{})
-	go func() { defer close(done); c.loader.loop(ctx) }()
-	c.completer.loop(ctx)
+	go func() { defer close(done); c.loader.Loop(ctx) }()
+	c.completer.Loop(ctx)
 	<-done
 }
 
@@ -103,37 +91,28 @@ func (c *BatchCompleter) load(ctx context.Context, ids []int64) ([]loadedOrder, 
 	return out, nil
 }
 
-func (c *BatchCompleter) flush(ctx context.Context, batch []completion) ([]struct{}, error) {
+func (c *BatchCompleter) flush(ctx context.Context, comps []completion) ([]struct{}, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 
 	params := dbsqlc.OrderMarkDispatchedManyParams{
-		Ids:          make([]int64, len(batch)),
-		CarrierRefs:  make([]string, len(batch)),
-		TrackingUrls: make([]string, len(batch)),
+		JobIds:       make([]int64, len(comps)),
+		Ids:          make([]int64, len(comps)),
+		CarrierRefs:  make([]string, len(comps)),
+		TrackingUrls: make([]string, len(comps)),
 	}
-	jobs := &riverdriver.JobSetStateIfRunningManyParams{Schema: c.schema}
-	now := time.Now().UTC()
-	for i, comp := range batch {
+	for i, comp := range comps {
+		params.JobIds[i] = comp.jobID
 		params.Ids[i] = comp.orderID
 		params.CarrierRefs[i] = comp.task.ID
 		params.TrackingUrls[i] = comp.task.TrackingURL
-		p := riverdriver.JobSetStateCompleted(comp.job.ID, now, nil)
-		jobs.ID = append(jobs.ID, p.ID)
-		jobs.Attempt = append(jobs.Attempt, p.Attempt)
-		jobs.ErrData = append(jobs.ErrData, p.ErrData)
-		jobs.FinalizedAt = append(jobs.FinalizedAt, p.FinalizedAt)
-		jobs.MetadataDoMerge = append(jobs.MetadataDoMerge, false)
-		jobs.MetadataUpdates = append(jobs.MetadataUpdates, nil)
-		jobs.ScheduledAt = append(jobs.ScheduledAt, p.ScheduledAt)
-		jobs.State = append(jobs.State, p.State)
 	}
 
 	var rows []dbsqlc.OrderMarkDispatchedManyRow
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		// A completion lost in a crash leaves its jobs running: they are rescued and retried,
-		// and the retry finds the task by metadata. So this commit need not wait for the WAL
-		// flush, which is most of its cost.
+		// A commit lost in a crash leaves its jobs running: they are rescued and retried, and the
+		// retry finds the task by metadata. So this commit need not wait for the WAL flush,
+		// which is most of its cost.
 		if err := c.queries.TxCommitAsync(ctx, tx); err != nil {
 			return err
 		}
@@ -141,15 +120,10 @@ func (c *BatchCompleter) flush(ctx context.Context, batch []completion) ([]struc
 		if rows, err = c.queries.OrderMarkDispatchedMany(ctx, tx, params); err != nil {
 			return fmt.Errorf("record dispatched orders: %w", err)
 		}
-		// The same call River's JobCompleteTx makes, for the whole batch at once.
-		exec := c.client.Driver().UnwrapExecutor(tx)
-		if _, err := c.client.Pilot().JobSetStateIfRunningMany(ctx, exec, jobs); err != nil {
-			return fmt.Errorf("complete dispatch jobs: %w", err)
-		}
 		return nil
 	})
 	if err != nil {
-		c.logger.ErrorContext(ctx, "dispatch batch failed; its jobs will retry", "batch_size", len(batch), "error", err)
+		c.logger.ErrorContext(ctx, "dispatch batch failed; its jobs will retry", "batch_size", len(comps), "error", err)
 		return nil, err
 	}
 	for _, r := range rows {
@@ -157,9 +131,9 @@ func (c *BatchCompleter) flush(ctx context.Context, batch []completion) ([]struc
 			c.hooks.Dispatched(r.CreatedAt, *r.DispatchedAt)
 		}
 	}
-	if len(rows) != len(batch) {
-		// An order row is gone (deleted by hand): its job is completed anyway, nothing to send.
-		c.logger.WarnContext(ctx, "dispatched orders missing from waybill.orders", "expected", len(batch), "updated", len(rows))
+	if len(rows) != len(comps) {
+		// An order row is gone (deleted by hand): its job is ended anyway, nothing to send.
+		c.logger.WarnContext(ctx, "dispatched orders missing from waybill.orders", "expected", len(comps), "updated", len(rows))
 	}
-	return make([]struct{}, len(batch)), nil
+	return make([]struct{}, len(comps)), nil
 }

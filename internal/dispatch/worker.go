@@ -117,7 +117,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 }
 
 func (w *Worker) complete(ctx context.Context, job *river.Job[Args], task carrier.Task) error {
-	if err := w.cfg.Completer.Complete(ctx, job.JobRow, job.Args.OrderID, task); err != nil {
+	if err := w.cfg.Completer.Complete(ctx, job.ID, job.Args.OrderID, task); err != nil {
 		return fmt.Errorf("record dispatch of order %d: %w", job.Args.OrderID, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ type testBundle struct {
 	sandboxURL string
 	hooks      *recordingHooks
 	client     *river.Client[pgx.Tx]
+	maxAttempt *atomic.Int64 // highest attempt a dispatch job ran with
 }
 
 // tasksFor asks the sandbox, over its HTTP API, which tasks exist for an order.
@@ -78,7 +80,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		opts.clientTimeout = 5 * time.Second
 	}
 	hooks := &recordingHooks{}
-	completer := dispatch.NewBatchCompleter(pool, "waybill", hooks, logger)
+	completer := dispatch.NewBatchCompleter(pool, hooks, logger)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
 		Carriers: map[string]carrier.Carrier{"onfleet": onfleet.New(onfleet.Options{
@@ -91,8 +93,16 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		AuthRetry:     200 * time.Millisecond,
 		RateLimitWait: 20 * time.Millisecond,
 	}))
+	maxAttempt := &atomic.Int64{}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Schema:            "waybill",
+		Schema: "waybill",
+		Middleware: []rivertype.Middleware{river.WorkerMiddlewareFunc(
+			func(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+				for cur := maxAttempt.Load(); int64(job.Attempt) > cur && !maxAttempt.CompareAndSwap(cur, int64(job.Attempt)); {
+					cur = maxAttempt.Load()
+				}
+				return doInner(ctx)
+			})},
 		Logger:            logger,
 		Workers:           workers,
 		Queues:            map[string]river.QueueConfig{dispatch.QueueDispatch: {MaxWorkers: 20}},
@@ -102,7 +112,6 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		JobTimeout:        10 * time.Second,
 	})
 	require.NoError(t, err)
-	completer.SetClient(client)
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); completer.Run(cctx) }()
@@ -114,7 +123,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		cancel()
 		<-done
 	})
-	return &testBundle{pool: pool, sandbox: sb, sandboxURL: srv.URL, hooks: hooks, client: client}
+	return &testBundle{pool: pool, sandbox: sb, sandboxURL: srv.URL, hooks: hooks, client: client, maxAttempt: maxAttempt}
 }
 
 func insertOrders(t *testing.T, pool *pgxpool.Pool, prefix string, n int, body string) {
@@ -168,27 +177,29 @@ func TestDispatchHappyPath(t *testing.T) {
 	insertOrders(t, b.pool, "SO", 50, payload)
 
 	waitFor(t, b.pool, 50, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched' AND dispatched_at IS NOT NULL`)
-	// The order update and the job completion commit together.
-	waitFor(t, b.pool, 50, 5*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order' AND state = 'completed'`)
+	// The order update and the end of its job commit together: done jobs are deleted.
+	waitFor(t, b.pool, 0, 5*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order'`)
 	requireExactlyOneTaskEach(t, b, 50)
 	require.Equal(t, 50, b.hooks.count("dispatched"))
 }
 
-// A job run again after its order reached the carrier (River UI's retry of a completed job, a
-// redrive) completes without calling the carrier.
+// A dispatch job run for an order already at the carrier (a redrive, or a rescued job whose
+// first run got through) ends without calling the carrier.
 func TestDispatchAlreadyAtCarrier(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t, setupOpts{})
 	insertOrders(t, b.pool, "AGAIN", 1, payload)
-	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order' AND state = 'completed'`)
+	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE external_id = 'AGAIN-0' AND carrier_ref IS NOT NULL`)
+	waitFor(t, b.pool, 0, 5*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order'`)
 	calls := b.hooks.count("create:ok")
 
-	var jobID int64
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id FROM waybill.river_job WHERE kind = 'dispatch_order'`).Scan(&jobID))
-	_, err := b.client.JobRetry(ctx, jobID)
+	var a dispatch.Args
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id, external_id, carrier FROM waybill.orders WHERE external_id = 'AGAIN-0'`).
+		Scan(&a.OrderID, &a.ExternalID, &a.Carrier))
+	_, err := b.client.Insert(ctx, a, nil)
 	require.NoError(t, err)
-	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.river_job WHERE id = $1 AND state = 'completed' AND attempt = 2`, jobID)
+	waitFor(t, b.pool, 0, 20*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order'`)
 	require.Equal(t, calls, b.hooks.count("create:ok"))
 	require.Zero(t, b.hooks.count("find:ok"))
 	requireExactlyOneTaskEach(t, b, 1)
@@ -217,9 +228,8 @@ func TestDispatchUnderFaults(t *testing.T) {
 	require.Positive(t, b.hooks.count("create:rate_limited"))
 
 	// 429s used up no attempt: only transient failures count as attempts.
-	var maxAttempt int
-	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT max(attempt) FROM waybill.river_job WHERE kind = 'dispatch_order'`).Scan(&maxAttempt))
-	require.Less(t, maxAttempt, 10)
+	require.Greater(t, b.maxAttempt.Load(), int64(1), "503s and late answers were retried")
+	require.Less(t, b.maxAttempt.Load(), int64(10))
 }
 
 // A carrier that refuses the order for good: rejected with its words, the job ends dead.

@@ -59,7 +59,7 @@ func setupEndToEnd(t *testing.T) *e2eBundle {
 	sources, err := webhook.NewSources(onfleetSource, acmeCarrier.WebhookSource())
 	require.NoError(t, err)
 
-	completer := dispatch.NewBatchCompleter(pool, "waybill", nil, logger)
+	completer := dispatch.NewBatchCompleter(pool, nil, logger)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
 		Carriers:  map[string]carrier.Carrier{acmeCarrier.Name(): acmeCarrier},
@@ -83,7 +83,6 @@ func setupEndToEnd(t *testing.T) *e2eBundle {
 		SkipUnknownJobCheck: true,
 	})
 	require.NoError(t, err)
-	completer.SetClient(client)
 	completerCtx, stopCompleter := context.WithCancel(ctx)
 	completerDone := make(chan struct{})
 	go func() { defer close(completerDone); completer.Run(completerCtx) }()

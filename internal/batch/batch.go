@@ -1,15 +1,16 @@
-package dispatch
+// Package batch turns many concurrent single calls into few batched ones, the way Postgres's
+// group commit does: while one batch is in flight, arrivals queue up and go together in the next.
+package batch
 
 import (
 	"context"
 	"fmt"
 )
 
-// batcher turns many concurrent single calls into few batched ones: callers wait while their
-// request rides in the next batch. Batches form by themselves: while one is in flight, arrivals
-// queue up and go together in the next, so a quiet system runs each call at once and a busy one
-// in large batches. Two flushers overlap one batch's round trips with the next one's build.
-type batcher[Req, Res any] struct {
+// Batcher runs callers' requests in batches: callers wait while their request rides in the next
+// batch. Batches form by themselves, so a quiet system runs each call at once and a busy one in
+// large batches. Two flushers overlap one batch's round trips with the next one's build.
+type Batcher[Req, Res any] struct {
 	in       chan *batchItem[Req, Res]
 	maxBatch int
 	// run does one batch; results are index-aligned with reqs.
@@ -26,12 +27,14 @@ type batchResult[Res any] struct {
 	err error
 }
 
-func newBatcher[Req, Res any](maxBatch int, run func(context.Context, []Req) ([]Res, error)) *batcher[Req, Res] {
-	return &batcher[Req, Res]{in: make(chan *batchItem[Req, Res], 4*maxBatch), maxBatch: maxBatch, run: run}
+// New returns a Batcher that runs at most maxBatch requests at once through run, whose results
+// are index-aligned with its requests. Call Loop to serve batches.
+func New[Req, Res any](maxBatch int, run func(context.Context, []Req) ([]Res, error)) *Batcher[Req, Res] {
+	return &Batcher[Req, Res]{in: make(chan *batchItem[Req, Res], 4*maxBatch), maxBatch: maxBatch, run: run}
 }
 
-// do sends req in the next batch and waits for its result.
-func (b *batcher[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
+// Do sends req in the next batch and waits for its result.
+func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	var zero Res
 	item := &batchItem[Req, Res]{req: req, done: make(chan batchResult[Res], 1)}
 	select {
@@ -47,9 +50,9 @@ func (b *batcher[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
 	}
 }
 
-// loop runs batches until ctx ends. A started batch finishes even then: callers may have acted
+// Loop runs batches until ctx ends. A started batch finishes even then: callers may have acted
 // on the world (called a carrier) already.
-func (b *batcher[Req, Res]) loop(ctx context.Context) {
+func (b *Batcher[Req, Res]) Loop(ctx context.Context) {
 	const flushers = 2
 	done := make(chan struct{})
 	for range flushers {
@@ -79,7 +82,7 @@ func (b *batcher[Req, Res]) loop(ctx context.Context) {
 				}
 				res, err := b.run(context.WithoutCancel(ctx), reqs)
 				if err == nil && len(res) != len(reqs) {
-					err = fmt.Errorf("dispatch: batch returned %d results for %d requests", len(res), len(reqs))
+					err = fmt.Errorf("batch: run returned %d results for %d requests", len(res), len(reqs))
 				}
 				for i, it := range items {
 					r := batchResult[Res]{err: err}
