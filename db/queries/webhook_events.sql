@@ -1,35 +1,46 @@
--- name: WebhookEventInsert :one
--- The intake's one statement: the raw event and, only if it is new, its translate job, atomically
--- and in one round trip (four with a transaction and River's InsertTx, which capped intake near
--- 1,000 events/s). A redelivery (same carrier and event key) returns no row and enqueues nothing.
--- The job row is what River's InsertTx would write for webhook.TranslateArgs (kind, queue and
--- args must match internal/webhook/jobs.go); without a NOTIFY, translate workers find it by
+-- name: WebhookEventInsertMany :many
+-- The intake's one statement, for a batch of concurrent requests (group commit): the raw events
+-- and, only for those that are new, their translate jobs, atomically, in one round trip and one
+-- commit. A redelivery (same carrier and event key, stored before or by a concurrent batch)
+-- returns no row and enqueues nothing; the caller sends each event key at most once per batch.
+-- The job rows are what River's InsertTx would write for webhook.TranslateArgs (kind, queue and
+-- args must match internal/webhook/jobs.go); without a NOTIFY, translate workers find them by
 -- polling, as dispatch workers find the outbox's jobs.
 WITH ev AS (
     INSERT INTO waybill.webhook_events (carrier, event_key, body, headers, source_addr)
-    VALUES (@carrier, @event_key, @body, @headers, @source_addr)
+    SELECT unnest(@carriers::text[]), unnest(@event_keys::text[]), unnest(@bodies::bytea[]),
+           unnest(@headers::jsonb[]), unnest(@source_addrs::text[])
     ON CONFLICT (carrier, event_key) DO NOTHING
-    RETURNING id, carrier
+    RETURNING id, carrier, event_key
 ), job AS (
     INSERT INTO waybill.river_job (args, kind, max_attempts, queue, state, priority, scheduled_at, tags)
     SELECT jsonb_build_object('webhook_event_id', ev.id, 'carrier', ev.carrier),
            'webhook_translate', 25, 'translate', 'available', 1, now(), '{}'
     FROM ev
 )
-SELECT id FROM ev;
+SELECT id, carrier, event_key FROM ev;
 
--- name: WebhookEventGetByID :one
-SELECT * FROM waybill.webhook_events WHERE id = @id;
+-- name: WebhookEventGetMany :many
+-- The stored events a batch of translate jobs is about.
+SELECT id, carrier, event_key, body, outcome
+FROM waybill.webhook_events
+WHERE id = ANY(@ids::bigint[]);
 
--- name: WebhookEventRecordOutcome :execrows
--- What the translate job made of the event. Only once: a rescued job that runs again finds the
--- outcome already set and changes nothing.
-UPDATE waybill.webhook_events
-SET outcome        = @outcome::text,
-    outcome_detail = sqlc.narg(outcome_detail),
-    order_id       = sqlc.narg(order_id),
+-- name: WebhookEventRecordOutcomes :many
+-- What the translate jobs made of their events ('' detail and 0 order: none). Only once per event:
+-- a rescued job that runs again finds the outcome already set and changes nothing; the ids
+-- returned are the events recorded now, whose act jobs are to be enqueued.
+UPDATE waybill.webhook_events e
+SET outcome        = u.outcome,
+    outcome_detail = nullif(u.outcome_detail, ''),
+    order_id       = nullif(u.order_id, 0),
     translated_at  = now()
-WHERE id = @id AND outcome IS NULL;
+FROM (SELECT unnest(@ids::bigint[])             AS id,
+             unnest(@outcomes::text[])          AS outcome,
+             unnest(@outcome_details::text[])   AS outcome_detail,
+             unnest(@order_ids::bigint[])       AS order_id) u
+WHERE e.id = u.id AND e.outcome IS NULL
+RETURNING e.id;
 
 -- name: WebhookEventListQuarantined :many
 -- Quarantined events, newest first, for ops.

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -124,9 +125,13 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	if err != nil {
 		return err
 	}
-	if err := webhook.AddWorkers(workers, webhook.Deps{
+	pipeline, err := webhook.NewPipeline(webhook.Deps{
 		Pool: pool, Sources: sources, Logger: logger, CallbackEnabled: cfg.CallbackURL != "",
-	}); err != nil {
+	})
+	if err != nil {
+		return err
+	}
+	if err := pipeline.Add(workers); err != nil {
 		return err
 	}
 
@@ -135,9 +140,9 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		notify.QueueNotify:     {MaxWorkers: 20},
 		alarm.QueueAlarm:       {MaxWorkers: 1},
 	}
-	// Translate and act are short Postgres transactions: a few workers per core keep up, and more
-	// would hold pool connections that webhook intake needs to answer carriers fast.
-	maps.Copy(queues, webhook.Queues(8))
+	// Translate and act jobs wait for their step's next batch (one transaction, one connection
+	// for all of them): many workers make large batches, and hold no connection while waiting.
+	maps.Copy(queues, webhook.Queues(200))
 	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, workers, queues, alarm.PeriodicJobs(alarmCfg), logger))
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
@@ -206,6 +211,13 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	completerDone := make(chan struct{})
 	go func() { defer close(completerDone); completer.Run(completerCtx) }()
 	defer func() { stopCompleter(); <-completerDone }()
+	// So do the webhook pipeline's batches; webhook intake's group commit outlives the HTTP
+	// server, whose requests in flight at shutdown wait on it.
+	webhookCtx, stopWebhooks := context.WithCancel(context.WithoutCancel(ctx))
+	var webhooksDone sync.WaitGroup
+	webhooksDone.Go(func() { pipeline.Run(webhookCtx) })
+	webhooksDone.Go(func() { webhooks.Run(webhookCtx) })
+	defer func() { stopWebhooks(); webhooksDone.Wait() }()
 
 	// River gets its own context: cancelling Start's context would hard-stop it.
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {

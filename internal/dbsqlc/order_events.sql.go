@@ -8,80 +8,127 @@ package dbsqlc
 import (
 	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const orderApplyEventStatus = `-- name: OrderApplyEventStatus :exec
+const orderApplyEventStatuses = `-- name: OrderApplyEventStatuses :exec
 WITH updated AS (
-    UPDATE waybill.orders
-    SET status        = $2,
-        status_at     = $3,
-        status_reason = $4,
-        tracking_url  = coalesce(tracking_url, $5),
+    UPDATE waybill.orders o
+    SET status        = u.status,
+        status_at     = u.status_at,
+        status_reason = nullif(u.status_reason, ''),
+        tracking_url  = coalesce(o.tracking_url, nullif(u.tracking_url, '')),
         updated_at    = now()
-    WHERE id = $6
-    RETURNING id
+    FROM (SELECT unnest($2::bigint[])                AS id,
+                 unnest($3::text[])             AS status,
+                 unnest($4::timestamptz[])    AS status_at,
+                 unnest($5::text[])       AS status_reason,
+                 unnest($6::text[])        AS tracking_url) u
+    WHERE o.id = u.id
 )
-SELECT pg_notify('waybill_order_status', $1::text) FROM updated
+SELECT pg_notify('waybill_order_status', n) FROM unnest($1::text[]) AS n
 `
 
-type OrderApplyEventStatusParams struct {
-	Notification string
-	Status       string
-	StatusAt     *time.Time
-	StatusReason *string
-	TrackingUrl  *string
-	ID           int64
+type OrderApplyEventStatusesParams struct {
+	Notifications []string
+	Ids           []int64
+	Statuses      []string
+	StatusAts     []time.Time
+	StatusReasons []string
+	TrackingUrls  []string
 }
 
-// Moves the order to the status an event decided, and tells listeners in the same transaction
-// (NOTIFY is delivered on commit, and only then).
-func (q *Queries) OrderApplyEventStatus(ctx context.Context, db DBTX, arg OrderApplyEventStatusParams) error {
-	_, err := db.Exec(ctx, orderApplyEventStatus,
-		arg.Notification,
-		arg.Status,
-		arg.StatusAt,
-		arg.StatusReason,
-		arg.TrackingUrl,
-		arg.ID,
+// Moves orders to the statuses events decided (” reason: none; tracking_url is kept once
+// known), and tells listeners in the same transaction, one notification per status change in the
+// order given (NOTIFY is delivered on commit, and only then).
+func (q *Queries) OrderApplyEventStatuses(ctx context.Context, db DBTX, arg OrderApplyEventStatusesParams) error {
+	_, err := db.Exec(ctx, orderApplyEventStatuses,
+		arg.Notifications,
+		arg.Ids,
+		arg.Statuses,
+		arg.StatusAts,
+		arg.StatusReasons,
+		arg.TrackingUrls,
 	)
 	return err
 }
 
-const orderEventInsert = `-- name: OrderEventInsert :one
+const orderEventInsertMany = `-- name: OrderEventInsertMany :exec
 INSERT INTO waybill.order_events (order_id, status, carrier_status, occurred_at, applied, event_key, webhook_event_id, details)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+SELECT order_id, nullif(status, ''), carrier_status, occurred_at, applied, event_key, nullif(webhook_event_id, 0), details
+FROM (SELECT unnest($1::bigint[])          AS order_id,
+             unnest($2::text[])             AS status,
+             unnest($3::text[])     AS carrier_status,
+             unnest($4::timestamptz[])  AS occurred_at,
+             unnest($5::boolean[])           AS applied,
+             unnest($6::text[])           AS event_key,
+             unnest($7::bigint[])  AS webhook_event_id,
+             unnest($8::jsonb[])             AS details) e
 ON CONFLICT (order_id, event_key) DO NOTHING
-RETURNING id
 `
 
-type OrderEventInsertParams struct {
-	OrderID        int64
-	Status         *string
-	CarrierStatus  string
-	OccurredAt     time.Time
-	Applied        bool
-	EventKey       string
-	WebhookEventID pgtype.Int8
-	Details        []byte
+type OrderEventInsertManyParams struct {
+	OrderIds        []int64
+	Statuses        []string
+	CarrierStatuses []string
+	OccurredAts     []time.Time
+	Applied         []bool
+	EventKeys       []string
+	WebhookEventIds []int64
+	Details         [][]byte
 }
 
-// One row per distinct carrier event: a repeat returns no row.
-func (q *Queries) OrderEventInsert(ctx context.Context, db DBTX, arg OrderEventInsertParams) (int64, error) {
-	row := db.QueryRow(ctx, orderEventInsert,
-		arg.OrderID,
-		arg.Status,
-		arg.CarrierStatus,
-		arg.OccurredAt,
+// History rows, one per distinct carrier event (” status: an informative event; 0: no webhook
+// event). A repeat is left out.
+func (q *Queries) OrderEventInsertMany(ctx context.Context, db DBTX, arg OrderEventInsertManyParams) error {
+	_, err := db.Exec(ctx, orderEventInsertMany,
+		arg.OrderIds,
+		arg.Statuses,
+		arg.CarrierStatuses,
+		arg.OccurredAts,
 		arg.Applied,
-		arg.EventKey,
-		arg.WebhookEventID,
+		arg.EventKeys,
+		arg.WebhookEventIds,
 		arg.Details,
 	)
-	var id int64
-	err := row.Scan(&id)
-	return id, err
+	return err
+}
+
+const orderEventKeysKnown = `-- name: OrderEventKeysKnown :many
+SELECT order_id, event_key
+FROM waybill.order_events
+WHERE (order_id, event_key) IN (SELECT unnest($1::bigint[]), unnest($2::text[]))
+`
+
+type OrderEventKeysKnownParams struct {
+	OrderIds  []int64
+	EventKeys []string
+}
+
+type OrderEventKeysKnownRow struct {
+	OrderID  int64
+	EventKey string
+}
+
+// Which of these (order, event key) pairs the history has already: a repeated event. Read after
+// OrderLockForEvents, so no other act on these orders can add one meanwhile.
+func (q *Queries) OrderEventKeysKnown(ctx context.Context, db DBTX, arg OrderEventKeysKnownParams) ([]OrderEventKeysKnownRow, error) {
+	rows, err := db.Query(ctx, orderEventKeysKnown, arg.OrderIds, arg.EventKeys)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OrderEventKeysKnownRow{}
+	for rows.Next() {
+		var i OrderEventKeysKnownRow
+		if err := rows.Scan(&i.OrderID, &i.EventKey); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const orderEventListByOrderID = `-- name: OrderEventListByOrderID :many
@@ -122,54 +169,78 @@ func (q *Queries) OrderEventListByOrderID(ctx context.Context, db DBTX, orderID 
 	return items, nil
 }
 
-const orderFindForCarrierTask = `-- name: OrderFindForCarrierTask :one
-SELECT id, external_id
-FROM waybill.orders
-WHERE carrier = $1
-  AND (carrier_ref = $2::text
-       OR ((external_id = $3 OR id = $4)
-           AND (carrier_ref IS NULL OR carrier_ref = $2::text)))
-ORDER BY carrier_ref IS NULL
-LIMIT 1
+const orderFindForCarrierTasks = `-- name: OrderFindForCarrierTasks :many
+SELECT e.idx::int AS idx, o.id, o.external_id
+FROM (SELECT generate_subscripts($1::text[], 1) AS idx,
+             unnest($1::text[])                AS carrier,
+             unnest($2::text[])                AS task_id,
+             unnest($3::text[])            AS external_id,
+             unnest($4::bigint[])             AS order_id) e
+CROSS JOIN LATERAL (
+    SELECT id, external_id
+    FROM waybill.orders
+    WHERE carrier = e.carrier
+      AND (carrier_ref = e.task_id
+           OR ((external_id = e.external_id OR id = e.order_id)
+               AND (carrier_ref IS NULL OR carrier_ref = e.task_id)))
+    -- Any carrier_ref left is the task's own: the bound order first.
+    ORDER BY carrier_ref IS NULL
+    LIMIT 1
+) o
 `
 
-type OrderFindForCarrierTaskParams struct {
-	Carrier    string
-	TaskID     string
-	ExternalID string
-	OrderID    int64
+type OrderFindForCarrierTasksParams struct {
+	Carriers    []string
+	TaskIds     []string
+	ExternalIds []string
+	OrderIds    []int64
 }
 
-type OrderFindForCarrierTaskRow struct {
+type OrderFindForCarrierTasksRow struct {
+	Idx        int32
 	ID         int64
 	ExternalID string
 }
 
 // (The order queries in this file serve only the webhook pipeline's act and translate jobs.)
-// The order a carrier event is about: the order bound to the carrier's task, else the order whose
-// external_id (or id) the task carries in its metadata and that is not bound to another task yet
-// (a webhook can arrive before dispatch has stored carrier_ref). Pass ” and 0 when unknown.
-// Any carrier_ref left is the task's own: the bound order first.
-func (q *Queries) OrderFindForCarrierTask(ctx context.Context, db DBTX, arg OrderFindForCarrierTaskParams) (OrderFindForCarrierTaskRow, error) {
-	row := db.QueryRow(ctx, orderFindForCarrierTask,
-		arg.Carrier,
-		arg.TaskID,
-		arg.ExternalID,
-		arg.OrderID,
+// The orders a batch of carrier events is about, by the events' index (1-based) in the arrays:
+// the order bound to the carrier's task, else the order whose external_id (or id) the task
+// carries in its metadata and that is not bound to another task yet (a webhook can arrive before
+// dispatch has stored carrier_ref). Pass ” and 0 when unknown. Events with no order: no row.
+func (q *Queries) OrderFindForCarrierTasks(ctx context.Context, db DBTX, arg OrderFindForCarrierTasksParams) ([]OrderFindForCarrierTasksRow, error) {
+	rows, err := db.Query(ctx, orderFindForCarrierTasks,
+		arg.Carriers,
+		arg.TaskIds,
+		arg.ExternalIds,
+		arg.OrderIds,
 	)
-	var i OrderFindForCarrierTaskRow
-	err := row.Scan(&i.ID, &i.ExternalID)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OrderFindForCarrierTasksRow{}
+	for rows.Next() {
+		var i OrderFindForCarrierTasksRow
+		if err := rows.Scan(&i.Idx, &i.ID, &i.ExternalID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
-const orderLockForEvent = `-- name: OrderLockForEvent :one
+const orderLockForEvents = `-- name: OrderLockForEvents :many
 SELECT id, external_id, carrier, kind, payload, status, status_at, tracking_url, dispatched_at
 FROM waybill.orders
-WHERE id = $1
+WHERE id = ANY($1::bigint[])
+ORDER BY id
 FOR NO KEY UPDATE
 `
 
-type OrderLockForEventRow struct {
+type OrderLockForEventsRow struct {
 	ID           int64
 	ExternalID   string
 	Carrier      string
@@ -181,21 +252,35 @@ type OrderLockForEventRow struct {
 	DispatchedAt *time.Time
 }
 
-// Serialises events for one order. NO KEY UPDATE: inserting order_events rows (a foreign key
-// to this row) from other transactions is not blocked.
-func (q *Queries) OrderLockForEvent(ctx context.Context, db DBTX, id int64) (OrderLockForEventRow, error) {
-	row := db.QueryRow(ctx, orderLockForEvent, id)
-	var i OrderLockForEventRow
-	err := row.Scan(
-		&i.ID,
-		&i.ExternalID,
-		&i.Carrier,
-		&i.Kind,
-		&i.Payload,
-		&i.Status,
-		&i.StatusAt,
-		&i.TrackingUrl,
-		&i.DispatchedAt,
-	)
-	return i, err
+// Serialises events for the same orders: a batch of act jobs locks all its orders, in id order so
+// that two batches never deadlock. NO KEY UPDATE: inserting order_events rows (a foreign key to
+// these rows) from other transactions is not blocked.
+func (q *Queries) OrderLockForEvents(ctx context.Context, db DBTX, ids []int64) ([]OrderLockForEventsRow, error) {
+	rows, err := db.Query(ctx, orderLockForEvents, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OrderLockForEventsRow{}
+	for rows.Next() {
+		var i OrderLockForEventsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ExternalID,
+			&i.Carrier,
+			&i.Kind,
+			&i.Payload,
+			&i.Status,
+			&i.StatusAt,
+			&i.TrackingUrl,
+			&i.DispatchedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -12,69 +12,108 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const webhookEventGetByID = `-- name: WebhookEventGetByID :one
-SELECT id, carrier, event_key, body, headers, source_addr, received_at, outcome, outcome_detail, order_id, translated_at FROM waybill.webhook_events WHERE id = $1
+const webhookEventGetMany = `-- name: WebhookEventGetMany :many
+SELECT id, carrier, event_key, body, outcome
+FROM waybill.webhook_events
+WHERE id = ANY($1::bigint[])
 `
 
-func (q *Queries) WebhookEventGetByID(ctx context.Context, db DBTX, id int64) (WaybillWebhookEvent, error) {
-	row := db.QueryRow(ctx, webhookEventGetByID, id)
-	var i WaybillWebhookEvent
-	err := row.Scan(
-		&i.ID,
-		&i.Carrier,
-		&i.EventKey,
-		&i.Body,
-		&i.Headers,
-		&i.SourceAddr,
-		&i.ReceivedAt,
-		&i.Outcome,
-		&i.OutcomeDetail,
-		&i.OrderID,
-		&i.TranslatedAt,
-	)
-	return i, err
+type WebhookEventGetManyRow struct {
+	ID       int64
+	Carrier  string
+	EventKey string
+	Body     []byte
+	Outcome  *string
 }
 
-const webhookEventInsert = `-- name: WebhookEventInsert :one
+// The stored events a batch of translate jobs is about.
+func (q *Queries) WebhookEventGetMany(ctx context.Context, db DBTX, ids []int64) ([]WebhookEventGetManyRow, error) {
+	rows, err := db.Query(ctx, webhookEventGetMany, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookEventGetManyRow{}
+	for rows.Next() {
+		var i WebhookEventGetManyRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Carrier,
+			&i.EventKey,
+			&i.Body,
+			&i.Outcome,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const webhookEventInsertMany = `-- name: WebhookEventInsertMany :many
 WITH ev AS (
     INSERT INTO waybill.webhook_events (carrier, event_key, body, headers, source_addr)
-    VALUES ($1, $2, $3, $4, $5)
+    SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::bytea[]),
+           unnest($4::jsonb[]), unnest($5::text[])
     ON CONFLICT (carrier, event_key) DO NOTHING
-    RETURNING id, carrier
+    RETURNING id, carrier, event_key
 ), job AS (
     INSERT INTO waybill.river_job (args, kind, max_attempts, queue, state, priority, scheduled_at, tags)
     SELECT jsonb_build_object('webhook_event_id', ev.id, 'carrier', ev.carrier),
            'webhook_translate', 25, 'translate', 'available', 1, now(), '{}'
     FROM ev
 )
-SELECT id FROM ev
+SELECT id, carrier, event_key FROM ev
 `
 
-type WebhookEventInsertParams struct {
-	Carrier    string
-	EventKey   string
-	Body       []byte
-	Headers    []byte
-	SourceAddr string
+type WebhookEventInsertManyParams struct {
+	Carriers    []string
+	EventKeys   []string
+	Bodies      [][]byte
+	Headers     [][]byte
+	SourceAddrs []string
 }
 
-// The intake's one statement: the raw event and, only if it is new, its translate job, atomically
-// and in one round trip (four with a transaction and River's InsertTx, which capped intake near
-// 1,000 events/s). A redelivery (same carrier and event key) returns no row and enqueues nothing.
-// The job row is what River's InsertTx would write for webhook.TranslateArgs (kind, queue and
-// args must match internal/webhook/jobs.go); without a NOTIFY, translate workers find it by
+type WebhookEventInsertManyRow struct {
+	ID       int64
+	Carrier  string
+	EventKey string
+}
+
+// The intake's one statement, for a batch of concurrent requests (group commit): the raw events
+// and, only for those that are new, their translate jobs, atomically, in one round trip and one
+// commit. A redelivery (same carrier and event key, stored before or by a concurrent batch)
+// returns no row and enqueues nothing; the caller sends each event key at most once per batch.
+// The job rows are what River's InsertTx would write for webhook.TranslateArgs (kind, queue and
+// args must match internal/webhook/jobs.go); without a NOTIFY, translate workers find them by
 // polling, as dispatch workers find the outbox's jobs.
-func (q *Queries) WebhookEventInsert(ctx context.Context, db DBTX, arg WebhookEventInsertParams) (int64, error) {
-	row := db.QueryRow(ctx, webhookEventInsert,
-		arg.Carrier,
-		arg.EventKey,
-		arg.Body,
+func (q *Queries) WebhookEventInsertMany(ctx context.Context, db DBTX, arg WebhookEventInsertManyParams) ([]WebhookEventInsertManyRow, error) {
+	rows, err := db.Query(ctx, webhookEventInsertMany,
+		arg.Carriers,
+		arg.EventKeys,
+		arg.Bodies,
 		arg.Headers,
-		arg.SourceAddr,
+		arg.SourceAddrs,
 	)
-	var id int64
-	err := row.Scan(&id)
-	return id, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookEventInsertManyRow{}
+	for rows.Next() {
+		var i WebhookEventInsertManyRow
+		if err := rows.Scan(&i.ID, &i.Carrier, &i.EventKey); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const webhookEventListQuarantined = `-- name: WebhookEventListQuarantined :many
@@ -122,33 +161,51 @@ func (q *Queries) WebhookEventListQuarantined(ctx context.Context, db DBTX, maxR
 	return items, nil
 }
 
-const webhookEventRecordOutcome = `-- name: WebhookEventRecordOutcome :execrows
-UPDATE waybill.webhook_events
-SET outcome        = $1::text,
-    outcome_detail = $2,
-    order_id       = $3,
+const webhookEventRecordOutcomes = `-- name: WebhookEventRecordOutcomes :many
+UPDATE waybill.webhook_events e
+SET outcome        = u.outcome,
+    outcome_detail = nullif(u.outcome_detail, ''),
+    order_id       = nullif(u.order_id, 0),
     translated_at  = now()
-WHERE id = $4 AND outcome IS NULL
+FROM (SELECT unnest($1::bigint[])             AS id,
+             unnest($2::text[])          AS outcome,
+             unnest($3::text[])   AS outcome_detail,
+             unnest($4::bigint[])       AS order_id) u
+WHERE e.id = u.id AND e.outcome IS NULL
+RETURNING e.id
 `
 
-type WebhookEventRecordOutcomeParams struct {
-	Outcome       string
-	OutcomeDetail *string
-	OrderID       pgtype.Int8
-	ID            int64
+type WebhookEventRecordOutcomesParams struct {
+	Ids            []int64
+	Outcomes       []string
+	OutcomeDetails []string
+	OrderIds       []int64
 }
 
-// What the translate job made of the event. Only once: a rescued job that runs again finds the
-// outcome already set and changes nothing.
-func (q *Queries) WebhookEventRecordOutcome(ctx context.Context, db DBTX, arg WebhookEventRecordOutcomeParams) (int64, error) {
-	result, err := db.Exec(ctx, webhookEventRecordOutcome,
-		arg.Outcome,
-		arg.OutcomeDetail,
-		arg.OrderID,
-		arg.ID,
+// What the translate jobs made of their events (” detail and 0 order: none). Only once per event:
+// a rescued job that runs again finds the outcome already set and changes nothing; the ids
+// returned are the events recorded now, whose act jobs are to be enqueued.
+func (q *Queries) WebhookEventRecordOutcomes(ctx context.Context, db DBTX, arg WebhookEventRecordOutcomesParams) ([]int64, error) {
+	rows, err := db.Query(ctx, webhookEventRecordOutcomes,
+		arg.Ids,
+		arg.Outcomes,
+		arg.OutcomeDetails,
+		arg.OrderIds,
 	)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected(), nil
+	defer rows.Close()
+	items := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 
 	"github.com/waybill/waybill/internal/dbsqlc"
@@ -36,29 +35,94 @@ const maxReason = 1000
 // maxNotifyPayload is below Postgres's NOTIFY payload limit of 8000 bytes.
 const maxNotifyPayload = 7900
 
-// actWorker applies one canonical event to its order in one transaction: the history row, the
-// forward-only status move, the NOTIFY and the follow-up jobs, with the job's completion.
+// actWorker applies canonical events to their orders in one transaction: the history rows, the
+// forward-only status moves, the NOTIFYs and the follow-up jobs, with the jobs' completion.
 type actWorker struct {
 	river.WorkerDefaults[ActArgs]
 	deps    Deps
 	queries *dbsqlc.Queries
+	steps   *steps[ActArgs]
 }
 
 func (w *actWorker) Work(ctx context.Context, job *river.Job[ActArgs]) error {
-	a := job.Args
-	log := w.deps.Logger.With("order_id", a.OrderID, "carrier", a.Carrier, "webhook_event_id", a.WebhookEventID, "job_id", job.ID)
-	return inTx(ctx, w.deps.Pool, job, func(tx pgx.Tx) error {
-		o, err := w.queries.OrderLockForEvent(ctx, tx, a.OrderID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			log.WarnContext(ctx, "order of a carrier event is gone")
-			return nil
-		}
+	return w.steps.work(ctx, job)
+}
+
+// orderKey is one carrier event about one order: a row of the order's history.
+type orderKey struct {
+	orderID int64
+	key     string
+}
+
+// act applies a batch of jobs' events in tx. The orders are locked first, then each event is
+// decided in the batch's order against the order as the events before it left it, exactly as if
+// each had its own transaction in that order; then everything is written at once.
+func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs]) error {
+	orderIDs := make([]int64, 0, len(jobs))
+	keys := dbsqlc.OrderEventKeysKnownParams{}
+	for _, j := range jobs {
+		orderIDs = append(orderIDs, j.job.Args.OrderID)
+		keys.OrderIds = append(keys.OrderIds, j.job.Args.OrderID)
+		keys.EventKeys = append(keys.EventKeys, j.job.Args.EventKey)
+	}
+	slices.Sort(orderIDs)
+	rows, err := w.queries.OrderLockForEvents(ctx, tx, slices.Compact(orderIDs))
+	if err != nil {
+		return fmt.Errorf("lock orders: %w", err)
+	}
+	locked := make(map[int64]*dbsqlc.OrderLockForEventsRow, len(rows))
+	for i := range rows {
+		locked[rows[i].ID] = &rows[i]
+	}
+	known, err := w.queries.OrderEventKeysKnown(ctx, tx, keys)
+	if err != nil {
+		return fmt.Errorf("read order history: %w", err)
+	}
+	inHistory := make(map[orderKey]bool, len(known)+len(jobs))
+	for _, k := range known {
+		inHistory[orderKey{k.OrderID, k.EventKey}] = true
+	}
+
+	var (
+		history   dbsqlc.OrderEventInsertManyParams
+		reasons   = map[int64]*string{} // status_reason of each order moved
+		moved     []int64               // in the order of their first move
+		notices   []string
+		followUps []river.InsertManyParams
+	)
+	addHistory := func(a ActArgs, applied bool, previous orders.Status) error {
+		details, err := historyDetails(a.Details, applied, previous)
 		if err != nil {
-			return fmt.Errorf("lock order %d: %w", a.OrderID, err)
+			return err
+		}
+		history.OrderIds = append(history.OrderIds, a.OrderID)
+		history.Statuses = append(history.Statuses, string(a.Status))
+		history.CarrierStatuses = append(history.CarrierStatuses, a.CarrierStatus)
+		history.OccurredAts = append(history.OccurredAts, a.OccurredAt)
+		history.Applied = append(history.Applied, applied)
+		history.EventKeys = append(history.EventKeys, a.EventKey)
+		history.WebhookEventIds = append(history.WebhookEventIds, a.WebhookEventID)
+		history.Details = append(history.Details, details)
+		return nil
+	}
+	for _, j := range jobs {
+		a := j.job.Args
+		o, ok := locked[a.OrderID]
+		if !ok {
+			w.deps.Logger.WarnContext(ctx, "order of a carrier event is gone", "order_id", a.OrderID, "carrier", a.Carrier,
+				"webhook_event_id", a.WebhookEventID, "job_id", j.job.ID)
+			continue
+		}
+		if k := (orderKey{a.OrderID, a.EventKey}); inHistory[k] {
+			continue // a repeat
+		} else {
+			inHistory[k] = true
 		}
 		if a.Status == "" { // history only
-			_, err := w.insertEvent(ctx, tx, a, false, "")
-			return err
+			if err := addHistory(a, false, ""); err != nil {
+				return err
+			}
+			continue
 		}
 		cur := orders.Status(o.Status)
 		if a.Status == orders.StatusDelivered && orders.Kind(o.Kind) == orders.KindPickup {
@@ -66,10 +130,11 @@ func (w *actWorker) Work(ctx context.Context, job *river.Job[ActArgs]) error {
 			a.Status = orders.StatusPickedUp
 		}
 		next, changed := orders.Advance(cur, carrierTime(o), a.Status, a.OccurredAt)
-
-		inserted, err := w.insertEvent(ctx, tx, a, changed, cur)
-		if err != nil || !inserted || !changed {
-			return err // a repeat, or history only: late, repeated, or after a final status
+		if err := addHistory(a, changed, cur); err != nil {
+			return err
+		}
+		if !changed {
+			continue // history only: late, repeated, or after a final status
 		}
 
 		change := notify.CallbackArgs{
@@ -91,37 +156,55 @@ func (w *actWorker) Work(ctx context.Context, job *river.Job[ActArgs]) error {
 		if err != nil {
 			return err
 		}
-		at := a.OccurredAt
-		if err := w.queries.OrderApplyEventStatus(ctx, tx, dbsqlc.OrderApplyEventStatusParams{
-			ID:           o.ID,
-			Status:       string(next),
-			StatusAt:     &at,
-			StatusReason: reason,
-			TrackingUrl:  nonEmpty(a.TrackingURL),
-			Notification: string(notification),
-		}); err != nil {
-			return fmt.Errorf("apply status to order %d: %w", o.ID, err)
+		// The order as the next event of this batch sees it.
+		if _, ok := reasons[o.ID]; !ok {
+			moved = append(moved, o.ID)
 		}
+		at := a.OccurredAt
+		o.Status, o.StatusAt, reasons[o.ID] = string(next), &at, reason
+		if o.TrackingUrl == nil {
+			o.TrackingUrl = nonEmpty(a.TrackingURL)
+		}
+		notices = append(notices, string(notification))
 
-		var followUps []river.InsertManyParams
 		if w.deps.CallbackEnabled {
 			followUps = append(followUps, river.InsertManyParams{Args: change})
 		}
 		if problemStatuses[next] {
 			followUps = append(followUps, river.InsertManyParams{Args: problemEmail(o, change)})
-		}
-		if len(followUps) > 0 {
-			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, followUps); err != nil {
-				return fmt.Errorf("enqueue notifications for order %d: %w", o.ID, err)
-			}
-		}
-		if problemStatuses[next] {
-			log.InfoContext(ctx, "order has a logistics problem", "external_id", o.ExternalID, "status", next, "reason", change.Reason)
+			w.deps.Logger.InfoContext(ctx, "order has a logistics problem", "order_id", o.ID, "external_id", o.ExternalID, "carrier", a.Carrier,
+				"webhook_event_id", a.WebhookEventID, "job_id", j.job.ID, "status", next, "reason", change.Reason)
 		} else {
-			log.DebugContext(ctx, "order status changed", "external_id", o.ExternalID, "status", next, "previous_status", cur)
+			w.deps.Logger.DebugContext(ctx, "order status changed", "order_id", o.ID, "external_id", o.ExternalID, "carrier", a.Carrier,
+				"webhook_event_id", a.WebhookEventID, "job_id", j.job.ID, "status", next, "previous_status", cur)
 		}
-		return nil
-	})
+	}
+
+	if len(history.OrderIds) > 0 {
+		if err := w.queries.OrderEventInsertMany(ctx, tx, history); err != nil {
+			return fmt.Errorf("insert order events: %w", err)
+		}
+	}
+	if len(moved) > 0 {
+		p := dbsqlc.OrderApplyEventStatusesParams{Notifications: notices}
+		for _, id := range moved {
+			o := locked[id]
+			p.Ids = append(p.Ids, id)
+			p.Statuses = append(p.Statuses, o.Status)
+			p.StatusAts = append(p.StatusAts, *o.StatusAt)
+			p.StatusReasons = append(p.StatusReasons, deref(reasons[id]))
+			p.TrackingUrls = append(p.TrackingUrls, deref(o.TrackingUrl))
+		}
+		if err := w.queries.OrderApplyEventStatuses(ctx, tx, p); err != nil {
+			return fmt.Errorf("apply statuses to orders: %w", err)
+		}
+	}
+	if len(followUps) > 0 {
+		if _, err := jobs[0].client.InsertManyFastTx(ctx, tx, followUps); err != nil {
+			return fmt.Errorf("enqueue notifications: %w", err)
+		}
+	}
+	return nil
 }
 
 // statusNotification is the NOTIFY payload: the callback's JSON, without the carrier's free text
@@ -138,40 +221,10 @@ func statusNotification(change notify.CallbackArgs) ([]byte, error) {
 	return b, nil
 }
 
-// insertEvent writes the history row; false when this event is already in the history.
-func (w *actWorker) insertEvent(ctx context.Context, tx pgx.Tx, a ActArgs, applied bool, previous orders.Status) (bool, error) {
-	details, err := historyDetails(a.Details, applied, previous)
-	if err != nil {
-		return false, err
-	}
-	var status *string
-	if a.Status != "" {
-		s := string(a.Status)
-		status = &s
-	}
-	_, err = w.queries.OrderEventInsert(ctx, tx, dbsqlc.OrderEventInsertParams{
-		OrderID:        a.OrderID,
-		Status:         status,
-		CarrierStatus:  a.CarrierStatus,
-		OccurredAt:     a.OccurredAt,
-		Applied:        applied,
-		EventKey:       a.EventKey,
-		WebhookEventID: pgtype.Int8{Int64: a.WebhookEventID, Valid: a.WebhookEventID != 0},
-		Details:        details,
-	})
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("insert order event for order %d: %w", a.OrderID, err)
-	}
-	return true, nil
-}
-
 // carrierTime is the carrier event time behind the order's status, nil when Waybill set the
 // status on its own clock: pending, or dispatched by dispatch (which stamps status_at and
 // dispatched_at with the same now()). A carrier's clock is only compared with a carrier's.
-func carrierTime(o dbsqlc.OrderLockForEventRow) *time.Time {
+func carrierTime(o *dbsqlc.OrderLockForEventsRow) *time.Time {
 	switch {
 	case orders.Status(o.Status) == orders.StatusPending:
 		return nil
@@ -202,7 +255,7 @@ func historyDetails(details json.RawMessage, applied bool, previous orders.Statu
 }
 
 // problemEmail is the logistics team's email about a problem with an order.
-func problemEmail(o dbsqlc.OrderLockForEventRow, change notify.CallbackArgs) notify.EmailArgs {
+func problemEmail(o *dbsqlc.OrderLockForEventsRow, change notify.CallbackArgs) notify.EmailArgs {
 	var p orders.Payload
 	_ = json.Unmarshal(o.Payload, &p) // validated at INSERT; an unreadable one only loses detail
 	return notify.EmailArgs{
@@ -221,6 +274,13 @@ func problemEmail(o dbsqlc.OrderLockForEventRow, change notify.CallbackArgs) not
 
 func oneLineAddress(a orders.Address) string {
 	return joinNonEmpty(", ", a.Line1, a.Line2, a.City, joinNonEmpty(" ", a.Region, a.PostalCode), a.Country)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func coalesce(s *string, fallback string) string {

@@ -15,10 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/time/rate"
 
+	"github.com/waybill/waybill/internal/batch"
 	"github.com/waybill/waybill/internal/dbsqlc"
 )
 
@@ -35,7 +35,7 @@ type HandlerConfig struct {
 }
 
 // Handler is the webhook intake: it verifies, stores the raw event and enqueues its translation
-// in one transaction, and answers at once. Carriers time out (Onfleet after 10 s) and disable
+// in one transaction (shared with concurrent requests, see Run), and answers at once. Carriers time out (Onfleet after 10 s) and disable
 // slow endpoints, so nothing else happens before the answer.
 type Handler struct {
 	pool    *pgxpool.Pool
@@ -43,6 +43,8 @@ type Handler struct {
 	logger  *slog.Logger
 	hooks   Hooks
 	queries *dbsqlc.Queries
+	storer  *batch.Batcher[newEvent, stored]
+	running atomic.Bool // Run is serving storer
 
 	// A flood of forged requests must not flood the log: refusals are logged at this rate, and
 	// the next logged one says how many went unlogged. All are counted by Hooks.
@@ -54,6 +56,8 @@ type Handler struct {
 //
 //	mux.HandleFunc("GET /webhooks/onfleet", h.ServeCheck)
 //	mux.HandleFunc("POST /webhooks/{carrier}", h.ServeEvent)
+//
+// and serve its batches with Run.
 func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.Pool == nil || cfg.Logger == nil {
 		return nil, errors.New("webhook handler: Pool and Logger are required")
@@ -62,14 +66,16 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if hooks == nil {
 		hooks = nopHooks{}
 	}
-	return &Handler{
+	h := &Handler{
 		pool:       cfg.Pool,
 		sources:    cfg.Sources,
 		logger:     cfg.Logger,
 		hooks:      hooks,
 		queries:    dbsqlc.New(),
 		refusalLog: rate.NewLimiter(rate.Every(100*time.Millisecond), 20),
-	}, nil
+	}
+	h.storer = batch.New(maxStoreBatch, h.storeBatch)
+	return h, nil
 }
 
 // ServeCheck answers Onfleet's URL validation, GET /webhooks/onfleet?check=X: 200 with exactly X.
@@ -142,26 +148,124 @@ func (h *Handler) ServeEvent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// store inserts the raw event and, only if it is new, its translate job, in one statement.
+// store inserts the raw event and, only if it is new, its translate job, in one statement
+// shared with concurrent requests (see Run), and commits before returning.
 func (h *Handler) store(ctx context.Context, carrier, key string, body []byte, r *http.Request) (id int64, inserted bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, err // the carrier hung up: store nothing, it will retry
+	}
 	headers, err := json.Marshal(keptHeaders(r.Header))
 	if err != nil {
 		return 0, false, fmt.Errorf("encode headers: %w", err)
 	}
-	id, err = h.queries.WebhookEventInsert(ctx, h.pool, dbsqlc.WebhookEventInsertParams{
-		Carrier:    carrier,
-		EventKey:   key,
-		Body:       body,
-		Headers:    headers,
-		SourceAddr: remoteHost(r),
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil // a redelivery: stored before, its job enqueued then
+	ev := newEvent{carrier: carrier, key: key, body: body, headers: headers, sourceAddr: remoteHost(r)}
+	var res stored
+	if h.running.Load() {
+		res, err = h.storer.Do(ctx, ev)
+	} else {
+		var batch []stored
+		batch, err = h.storeBatch(ctx, []newEvent{ev})
+		if err == nil {
+			res = batch[0]
+		}
+	}
+	if err == nil {
+		err = res.err
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("store webhook event: %w", err)
 	}
-	return id, true, nil
+	return res.id, res.inserted, nil
+}
+
+// newEvent is a verified webhook on its way into waybill.webhook_events.
+type newEvent struct {
+	carrier, key string
+	body         []byte
+	headers      []byte // JSON
+	sourceAddr   string
+}
+
+// stored is what became of one newEvent: inserted with id, or a redelivery (not inserted), or
+// not stored (err).
+type stored struct {
+	id       int64
+	inserted bool
+	err      error
+}
+
+// maxStoreBatch bounds one intake statement. At thousands of events a second, batches are tens.
+const maxStoreBatch = 256
+
+// storeBatch stores concurrent requests' events in one statement and one synchronous commit:
+// durable before any of them is answered. Two copies of one event in the batch are one row, the
+// later a redelivery. If the statement fails, each event is tried alone, so an event Postgres
+// refuses fails only its own request. Its own error is per event, in stored.err.
+func (h *Handler) storeBatch(ctx context.Context, evs []newEvent) ([]stored, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	type identity struct{ carrier, key string }
+	out := make([]stored, len(evs))
+	firstOf := make(map[identity]int, len(evs))
+	unique := make([]int, 0, len(evs))
+	copyOf := make(map[int]int) // a later copy → the first copy in this batch
+	for i, ev := range evs {
+		id := identity{ev.carrier, ev.key}
+		if first, ok := firstOf[id]; ok {
+			copyOf[i] = first
+			continue
+		}
+		firstOf[id] = i
+		unique = append(unique, i)
+	}
+
+	insert := func(idx []int) error {
+		p := dbsqlc.WebhookEventInsertManyParams{
+			Carriers:    make([]string, len(idx)),
+			EventKeys:   make([]string, len(idx)),
+			Bodies:      make([][]byte, len(idx)),
+			Headers:     make([][]byte, len(idx)),
+			SourceAddrs: make([]string, len(idx)),
+		}
+		for j, i := range idx {
+			ev := evs[i]
+			p.Carriers[j], p.EventKeys[j], p.Bodies[j], p.Headers[j], p.SourceAddrs[j] = ev.carrier, ev.key, ev.body, ev.headers, ev.sourceAddr
+		}
+		rows, err := h.queries.WebhookEventInsertMany(ctx, h.pool, p)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			i := firstOf[identity{row.Carrier, row.EventKey}]
+			out[i] = stored{id: row.ID, inserted: true}
+		}
+		return nil // the events without a row were stored before: redeliveries
+	}
+	if err := insert(unique); err != nil {
+		if len(unique) == 1 {
+			out[unique[0]].err = err
+		} else {
+			h.logger.WarnContext(ctx, "webhook batch not stored; storing its events one by one", "batch_size", len(unique), "error", err)
+			for _, i := range unique {
+				if err := insert([]int{i}); err != nil {
+					out[i].err = err
+				}
+			}
+		}
+	}
+	for i, first := range copyOf {
+		out[i] = stored{err: out[first].err} // a redelivery of the first, unless that failed
+	}
+	return out, nil
+}
+
+// Run serves the intake's group commits until ctx ends: requests that arrive while a batch is
+// being stored go together in the next one, one INSERT and one commit for all of them. End ctx
+// only once the HTTP server has shut down. Without Run, each request stores on its own.
+func (h *Handler) Run(ctx context.Context) {
+	h.running.Store(true)
+	defer h.running.Store(false)
+	h.storer.Loop(ctx)
 }
 
 // refuse answers an unsigned or forged request: 401, nothing stored, counted, logged with its

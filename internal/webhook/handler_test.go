@@ -61,9 +61,15 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		SkipUnknownJobCheck: true,
 		TestOnly:            true,
 	}
+	runCtx, stopRunning := context.WithCancel(ctx)
+	var running sync.WaitGroup
+	t.Cleanup(func() { stopRunning(); running.Wait() }) // after River stops: cleanups run last first
 	if opts.work {
+		pipeline, err := NewPipeline(Deps{Pool: pool, Sources: sources, Logger: logger, CallbackEnabled: opts.callback})
+		require.NoError(t, err)
 		workers := river.NewWorkers()
-		require.NoError(t, AddWorkers(workers, Deps{Pool: pool, Sources: sources, Logger: logger, CallbackEnabled: opts.callback}))
+		require.NoError(t, pipeline.Add(workers))
+		running.Go(func() { pipeline.Run(runCtx) })
 		cfg.Workers = workers
 		cfg.Queues = Queues(10)
 		cfg.FetchCooldown = 5 * time.Millisecond
@@ -83,6 +89,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 	hooks := &recordingHooks{counts: map[string]int{}}
 	h, err := NewHandler(HandlerConfig{Pool: pool, Sources: sources, Logger: logger, Hooks: hooks})
 	require.NoError(t, err)
+	running.Go(func() { h.Run(runCtx) })
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /webhooks/onfleet", h.ServeCheck)
 	mux.HandleFunc("POST /webhooks/{carrier}", h.ServeEvent)

@@ -2,108 +2,173 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 
 	"github.com/waybill/waybill/internal/dbsqlc"
 	"github.com/waybill/waybill/internal/notify"
 )
 
-// translateWorker turns a stored webhook into its canonical meaning, finds the order, and hands
-// the event to the act queue, all in one transaction with the job's completion.
+// translateWorker turns stored webhooks into their canonical meaning, finds their orders, and
+// hands the events to the act queue, all in one transaction with the jobs' completion.
 type translateWorker struct {
 	river.WorkerDefaults[TranslateArgs]
 	deps    Deps
 	queries *dbsqlc.Queries
+	steps   *steps[TranslateArgs]
 }
 
 func (w *translateWorker) Work(ctx context.Context, job *river.Job[TranslateArgs]) error {
-	id := job.Args.WebhookEventID
-	return inTx(ctx, w.deps.Pool, job, func(tx pgx.Tx) error {
-		row, err := w.queries.WebhookEventGetByID(ctx, tx, id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			w.deps.Logger.WarnContext(ctx, "webhook event to translate is gone", "webhook_event_id", id, "job_id", job.ID)
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read webhook event %d: %w", id, err)
-		}
-		if row.Outcome != nil {
-			return nil // translated by an earlier run of this job
-		}
+	return w.steps.work(ctx, job)
+}
 
-		ev, tr := w.interpret(row)
-		var orderID int64
-		if needsOrder(ev, tr) {
-			o, err := w.queries.OrderFindForCarrierTask(ctx, tx, dbsqlc.OrderFindForCarrierTaskParams{
-				Carrier:    row.Carrier,
-				TaskID:     ev.TaskID,
-				ExternalID: ev.ExternalID,
-				OrderID:    ev.OrderID,
-			})
-			switch {
-			case errors.Is(err, pgx.ErrNoRows):
-				tr = Translation{Outcome: OutcomeIgnore, Detail: fmt.Sprintf("task %s is not a Waybill order's", ev.TaskID)}
-			case err != nil:
-				return fmt.Errorf("find order for webhook event %d: %w", id, err)
-			default:
-				orderID = o.ID
-				if ev.ExternalID == "" {
-					ev.ExternalID = o.ExternalID
-				}
-			}
-		}
+// translation is one stored event on its way through translate.
+type translation struct {
+	row     dbsqlc.WebhookEventGetManyRow
+	jobID   int64
+	ev      Event
+	tr      Translation
+	orderID int64
+}
 
-		recorded, err := w.queries.WebhookEventRecordOutcome(ctx, tx, dbsqlc.WebhookEventRecordOutcomeParams{
-			ID:            id,
-			Outcome:       string(tr.Outcome),
-			OutcomeDetail: nonEmpty(tr.Detail),
-			OrderID:       pgtype.Int8{Int64: orderID, Valid: orderID != 0},
-		})
-		if err != nil {
-			return fmt.Errorf("record outcome of webhook event %d: %w", id, err)
+// translate translates a batch of jobs' events in tx: read, interpret, find their orders, record
+// the outcomes, enqueue the act (or Slack) jobs of the events recorded now.
+func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJob[TranslateArgs]) error {
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.job.Args.WebhookEventID
+	}
+	rows, err := w.queries.WebhookEventGetMany(ctx, tx, ids)
+	if err != nil {
+		return fmt.Errorf("read webhook events: %w", err)
+	}
+	byID := make(map[int64]dbsqlc.WebhookEventGetManyRow, len(rows))
+	for _, row := range rows {
+		byID[row.ID] = row
+	}
+	todo := make([]*translation, 0, len(jobs))
+	seen := make(map[int64]bool, len(jobs))
+	for _, j := range jobs {
+		id := j.job.Args.WebhookEventID
+		row, ok := byID[id]
+		switch {
+		case !ok:
+			w.deps.Logger.WarnContext(ctx, "webhook event to translate is gone", "webhook_event_id", id, "job_id", j.job.ID)
+			continue
+		case row.Outcome != nil, seen[id]:
+			continue // translated by an earlier run of this job, or by another job of this batch
 		}
-		if recorded == 0 {
-			return nil // another run got there first
-		}
+		seen[id] = true
+		t := &translation{row: row, jobID: j.job.ID}
+		t.ev, t.tr = w.interpret(row)
+		todo = append(todo, t)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	if err := w.findOrders(ctx, tx, todo); err != nil {
+		return err
+	}
 
-		log := w.deps.Logger.With("carrier", row.Carrier, "webhook_event_id", id, "carrier_status", ev.CarrierStatus)
-		client := river.ClientFromContext[pgx.Tx](ctx)
+	p := dbsqlc.WebhookEventRecordOutcomesParams{
+		Ids:            make([]int64, len(todo)),
+		Outcomes:       make([]string, len(todo)),
+		OutcomeDetails: make([]string, len(todo)),
+		OrderIds:       make([]int64, len(todo)),
+	}
+	for i, t := range todo {
+		p.Ids[i], p.Outcomes[i], p.OutcomeDetails[i], p.OrderIds[i] = t.row.ID, string(t.tr.Outcome), t.tr.Detail, t.orderID
+	}
+	recorded, err := w.queries.WebhookEventRecordOutcomes(ctx, tx, p)
+	if err != nil {
+		return fmt.Errorf("record outcomes of webhook events: %w", err)
+	}
+	now := make(map[int64]bool, len(recorded)) // the rest: another run got there first
+	for _, id := range recorded {
+		now[id] = true
+	}
+
+	var next []river.InsertManyParams
+	for _, t := range todo {
+		if !now[t.row.ID] {
+			continue
+		}
+		ev, tr := t.ev, t.tr
 		switch tr.Outcome {
 		case OutcomeStatus, OutcomeRecord:
-			_, err = client.InsertTx(ctx, tx, ActArgs{
-				OrderID:        orderID,
-				WebhookEventID: id,
-				Carrier:        row.Carrier,
-				EventKey:       row.EventKey,
+			next = append(next, river.InsertManyParams{Args: ActArgs{
+				OrderID:        t.orderID,
+				WebhookEventID: t.row.ID,
+				Carrier:        t.row.Carrier,
+				EventKey:       t.row.EventKey,
 				CarrierStatus:  ev.CarrierStatus,
 				Status:         tr.Status,
 				OccurredAt:     ev.OccurredAt,
 				Reason:         ev.Reason,
 				TrackingURL:    ev.TrackingURL,
 				Details:        ev.Details,
-			}, nil)
-			log.DebugContext(ctx, "webhook translated", "order_id", orderID, "status", tr.Status)
+			}})
+			w.deps.Logger.DebugContext(ctx, "webhook translated", "carrier", t.row.Carrier, "webhook_event_id", t.row.ID,
+				"job_id", t.jobID, "carrier_status", ev.CarrierStatus, "order_id", t.orderID, "status", tr.Status)
 		case OutcomeQuarantine:
-			_, err = client.InsertTx(ctx, tx, quarantineMessage(row, ev, tr, orderID), nil)
-			log.WarnContext(ctx, "webhook quarantined", "order_id", orderID, "external_id", ev.ExternalID, "detail", tr.Detail)
+			next = append(next, river.InsertManyParams{Args: quarantineMessage(t.row, ev, tr, t.orderID)})
+			w.deps.Logger.WarnContext(ctx, "webhook quarantined", "carrier", t.row.Carrier, "webhook_event_id", t.row.ID,
+				"job_id", t.jobID, "carrier_status", ev.CarrierStatus, "order_id", t.orderID, "external_id", ev.ExternalID, "detail", tr.Detail)
 		default:
-			log.DebugContext(ctx, "webhook ignored", "detail", tr.Detail)
+			w.deps.Logger.DebugContext(ctx, "webhook ignored", "carrier", t.row.Carrier, "webhook_event_id", t.row.ID,
+				"job_id", t.jobID, "carrier_status", ev.CarrierStatus, "detail", tr.Detail)
 		}
-		if err != nil {
-			return fmt.Errorf("enqueue after webhook event %d: %w", id, err)
+	}
+	if len(next) > 0 {
+		if _, err := jobs[0].client.InsertManyFastTx(ctx, tx, next); err != nil {
+			return fmt.Errorf("enqueue after webhook events: %w", err)
 		}
+	}
+	return nil
+}
+
+// findOrders finds the order of each event that needs one, in one query; an event about a task
+// no order of ours has is ignored.
+func (w *translateWorker) findOrders(ctx context.Context, tx pgx.Tx, todo []*translation) error {
+	var p dbsqlc.OrderFindForCarrierTasksParams
+	var asked []*translation
+	for _, t := range todo {
+		if !needsOrder(t.ev, t.tr) {
+			continue
+		}
+		asked = append(asked, t)
+		p.Carriers = append(p.Carriers, t.row.Carrier)
+		p.TaskIds = append(p.TaskIds, t.ev.TaskID)
+		p.ExternalIds = append(p.ExternalIds, t.ev.ExternalID)
+		p.OrderIds = append(p.OrderIds, t.ev.OrderID)
+	}
+	if len(asked) == 0 {
 		return nil
-	})
+	}
+	found, err := w.queries.OrderFindForCarrierTasks(ctx, tx, p)
+	if err != nil {
+		return fmt.Errorf("find orders for webhook events: %w", err)
+	}
+	for _, o := range found {
+		t := asked[o.Idx-1]
+		t.orderID = o.ID
+		if t.ev.ExternalID == "" {
+			t.ev.ExternalID = o.ExternalID
+		}
+	}
+	for _, t := range asked {
+		if t.orderID == 0 {
+			t.tr = Translation{Outcome: OutcomeIgnore, Detail: fmt.Sprintf("task %s is not a Waybill order's", t.ev.TaskID)}
+		}
+	}
+	return nil
 }
 
 // interpret reads a stored webhook with its carrier's Source and translates it.
-func (w *translateWorker) interpret(row dbsqlc.WaybillWebhookEvent) (Event, Translation) {
+func (w *translateWorker) interpret(row dbsqlc.WebhookEventGetManyRow) (Event, Translation) {
 	src, ok := w.deps.Sources[row.Carrier]
 	if !ok {
 		return Event{Carrier: row.Carrier}, Translation{Outcome: OutcomeQuarantine, Detail: fmt.Sprintf("carrier %q is not configured any more", row.Carrier)}
@@ -128,7 +193,7 @@ func needsOrder(ev Event, tr Translation) bool {
 }
 
 // quarantineMessage tells the developers that a carrier said something Waybill does not know.
-func quarantineMessage(row dbsqlc.WaybillWebhookEvent, ev Event, tr Translation, orderID int64) notify.SlackArgs {
+func quarantineMessage(row dbsqlc.WebhookEventGetManyRow, ev Event, tr Translation, orderID int64) notify.SlackArgs {
 	fields := map[string]string{
 		"carrier":          row.Carrier,
 		"webhook_event_id": strconv.FormatInt(row.ID, 10),

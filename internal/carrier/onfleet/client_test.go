@@ -234,10 +234,32 @@ func TestErrorClasses(t *testing.T) {
 	}
 }
 
+// Only the task's own top-level id and trackingURL are read, wherever they are in the answer.
+func TestCreatedTaskReadsTopLevelFields(t *testing.T) {
+	t.Parallel()
+	task, err := createdTask([]byte(` {"destination":{"id":"dest-id","trackingURL":"nested"},"metadata":[{"name":"id","value":"x"}],` +
+		`"trackingURL":"https://onf.lt/abc\u0021","id":"kc8SS1tzuZ~jqjlebKGrUmpe","state":0}`))
+	require.NoError(t, err)
+	require.Equal(t, taskAnswer{ID: "kc8SS1tzuZ~jqjlebKGrUmpe", TrackingURL: "https://onf.lt/abc!"}, task)
+
+	task, err = createdTask([]byte(`{"id":"kc8SS1tzuZ~jqjlebKGrUmpe","trackingURL":null}`))
+	require.NoError(t, err)
+	require.Equal(t, taskAnswer{ID: "kc8SS1tzuZ~jqjlebKGrUmpe"}, task)
+}
+
 func TestUnreadableSuccessIsAmbiguous(t *testing.T) {
 	t.Parallel()
 
-	for name, body := range map[string]string{"not JSON": "<html>ok</html>", "no id": `{"state":0}`} {
+	for name, body := range map[string]string{
+		"not JSON":        "<html>ok</html>",
+		"no id":           `{"state":0}`,
+		"id not a string": `{"id":12345,"trackingURL":"https://onf.lt/x"}`,
+		"empty id":        `{"id":"","trackingURL":"https://onf.lt/x"}`,
+		"array":           `[{"id":"kc8SS1tzuZ~jqjlebKGrUmpe"}]`,
+		"nested id only":  `{"destination":{"id":"kc8SS1tzuZ~jqjlebKGrUmpe"}}`,
+		"empty":           ``,
+		"truncated no id": `{"trackingURL":"https://onf.lt/x","metad`,
+	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			c := newServer(t, Options{}, func(w http.ResponseWriter, r *http.Request) {
