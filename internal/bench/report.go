@@ -88,6 +88,7 @@ func checks(r *Results) []Check {
 		}
 		add(ph, "serve CPU / peak RSS", fmt.Sprintf("%.1f CPU-s (%.2f cores) / %.0f MiB", o.CPU.Serve, o.CPU.Serve/o.CPU.WindowSeconds, float64(o.ServePeakRSSBytes)/(1<<20)), "—", "INFO")
 		add(ph, "CPU elsewhere", cpuLine(o.CPU), quietTarget, quietVerdict(o.CPU))
+		add(ph, "machine CPU per order", cpuPerItemLine(o.CPU, o.Dispatched, "order"), "—", "INFO")
 		add(ph, "other databases on this Postgres", otherDBLine(o.Postgres), fmt.Sprintf("≤ %.1f active", quietOtherActive), quietDBVerdict(o.Postgres))
 		if len(o.Postgres.ByWait) > 0 {
 			add(ph, "Postgres active backends (sampled)", waitLine(o.Postgres.ByWait, 4), "—", "INFO")
@@ -119,6 +120,7 @@ func checks(r *Results) []Check {
 		add(ph, "order history rows / order statuses", fmt.Sprintf("%d / %s", w.OrderEvents, statusLine(w.OrderStatuses)), "—", "INFO")
 		add(ph, "serve CPU / peak RSS", fmt.Sprintf("%.1f CPU-s (%.2f cores) / %.0f MiB", w.CPU.Serve, w.CPU.Serve/w.CPU.WindowSeconds, float64(w.ServePeakRSSBytes)/(1<<20)), "—", "INFO")
 		add(ph, "CPU elsewhere", cpuLine(w.CPU), quietTarget, quietVerdict(w.CPU))
+		add(ph, "machine CPU per event", cpuPerItemLine(w.CPU, w.Accepted, "event"), "—", "INFO")
 		add(ph, "other databases on this Postgres", otherDBLine(w.Postgres), fmt.Sprintf("≤ %.1f active", quietOtherActive), quietDBVerdict(w.Postgres))
 		if len(w.Postgres.ByWait) > 0 {
 			add(ph, "Postgres active backends (sampled)", waitLine(w.Postgres.ByWait, 4), "—", "INFO")
@@ -142,6 +144,7 @@ func checks(r *Results) []Check {
 			"0 / 0", verdict(bl.Lost == 0 && bl.DuplicatedTasks == 0 && bl.CarrierTasksDelta == int64(bl.Dispatched)))
 		add(ph, "serve CPU / peak RSS", fmt.Sprintf("%.1f CPU-s / %.0f MiB", bl.CPU.Serve, float64(bl.ServePeakRSSBytes)/(1<<20)), "—", "INFO")
 		add(ph, "CPU elsewhere", cpuLine(bl.CPU), quietTarget, quietVerdict(bl.CPU))
+		add(ph, "machine CPU per order (drain only)", cpuPerItemLine(bl.CPU, bl.Dispatched, "order"), "—", "INFO")
 		add(ph, "other databases on this Postgres", otherDBLine(bl.Postgres), fmt.Sprintf("≤ %.1f active", quietOtherActive), quietDBVerdict(bl.Postgres))
 		if len(bl.Postgres.ByWait) > 0 {
 			add(ph, "Postgres active backends (sampled)", waitLine(bl.Postgres.ByWait, 4), "—", "INFO")
@@ -199,6 +202,18 @@ func generatorLine(g GeneratorStats, senders int, what string, meanMs float64) s
 		line += fmt.Sprintf(" — %d %s at a mean %.1f ms answer offer at most %.0f/s", senders, what, meanMs, float64(senders)/meanMs*1000)
 	}
 	return line
+}
+
+// cpuPerItemLine divides the window's CPU by the items handled in it, and so tells how many a
+// second these cores could carry at most if nothing else ran: the ceiling the figures meet.
+func cpuPerItemLine(c CPUUsage, n int, noun string) string {
+	if n <= 0 || c.MachineBusy <= 0 {
+		return "—"
+	}
+	ms := func(sec float64) float64 { return 1000 * sec / float64(n) }
+	return fmt.Sprintf("%.2f ms per %s (postgres %.2f, serve %.2f, sandbox %.2f, bench %.2f, other %.2f) → these %d cores carry at most ~%.0f %ss/s",
+		ms(c.MachineBusy), noun, ms(c.Postgres), ms(c.Serve), ms(c.Sandbox), ms(c.Bench), ms(c.Other), c.Cores,
+		float64(c.Cores)*1000/ms(c.MachineBusy), noun)
 }
 
 func cpuLine(c CPUUsage) string {

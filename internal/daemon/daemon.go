@@ -142,7 +142,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	}
 	// Translate and act jobs wait for their step's next batch (one transaction, one connection
 	// for all of them): many workers make large batches, and hold no connection while waiting.
-	maps.Copy(queues, webhook.Queues(200))
+	maps.Copy(queues, webhook.Queues(500))
 	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, workers, queues, alarm.PeriodicJobs(alarmCfg), logger))
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)

@@ -83,11 +83,13 @@ func AddWorkers(workers *river.Workers, deps Deps) error {
 // Queues configures the pipeline's two River queues with maxWorkers each. With Run, a step's
 // running jobs form its batches, so maxWorkers bounds the batch size, not the connections used.
 func Queues(maxWorkers int) map[string]river.QueueConfig {
-	return map[string]river.QueueConfig{
-		QueueTranslate: {MaxWorkers: maxWorkers},
-		QueueAct:       {MaxWorkers: maxWorkers},
-	}
+	q := river.QueueConfig{MaxWorkers: maxWorkers, FetchCooldown: fetchCooldown, FetchPollInterval: 2 * fetchCooldown}
+	return map[string]river.QueueConfig{QueueTranslate: q, QueueAct: q}
 }
+
+// fetchCooldown: a step's jobs are fetched at most this often, so at thousands of events a
+// second each fetch takes a large batch.
+const fetchCooldown = 50 * time.Millisecond
 
 // maxStepBatch bounds the jobs of one step transaction.
 const maxStepBatch = 500
