@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,10 +71,12 @@ func TestE2ETwoInstancesShareWork(t *testing.T) {
 	t.Cleanup(pool.Close)
 	sandboxURL := startSandbox(t, "--latency", "20ms")
 
+	var addrs []string
 	for i := range 2 {
 		addr := freeAddr(t)
 		p := startWaybill(t, fmt.Sprintf("serve-%d", i), serveEnv(dbURL, addr, sandboxURL), "serve")
 		waitOK(t, p, "http://"+addr+"/readyz", 60*time.Second)
+		addrs = append(addrs, addr)
 	}
 	const total = 300
 	insertN(t, pool, "TWO", total, 2*time.Millisecond)
@@ -81,9 +85,34 @@ func TestE2ETwoInstancesShareWork(t *testing.T) {
 	stats := getStats(t, sandboxURL)
 	require.Empty(t, stats.DuplicatedExternalIDs)
 	require.Equal(t, total, stats.TasksCreated)
-	var clients int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(DISTINCT attempted_by[1]) FROM waybill.river_job WHERE kind = 'dispatch_order'`).Scan(&clients))
-	require.Equal(t, 2, clients, "both instances dispatched orders")
+	// Done dispatch jobs are deleted, so each instance's own count tells who did the work.
+	sum := 0
+	for _, addr := range addrs {
+		n := dispatchedBy(t, "http://"+addr+"/metrics")
+		require.Positive(t, n, "instance %s dispatched nothing", addr)
+		sum += n
+	}
+	require.Equal(t, total, sum, "each order dispatched by exactly one instance")
+}
+
+// dispatchedBy reads how many orders one instance recorded as dispatched: the count of its
+// waybill_dispatch_latency_seconds histogram.
+func dispatchedBy(t *testing.T, metricsURL string) int {
+	t.Helper()
+	resp, err := http.Get(metricsURL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "waybill_dispatch_latency_seconds_count "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatalf("no waybill_dispatch_latency_seconds_count in %s", metricsURL)
+	return 0
 }
 
 // Postgres restarts mid-load: the service notices (/readyz 503), recovers by itself without a

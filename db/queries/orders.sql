@@ -19,10 +19,13 @@ SELECT * FROM waybill.orders WHERE id = @id;
 -- The jobs are deleted rather than marked completed: the order row is the record of the dispatch,
 -- and a third version of each job row (with all of River's indexes) plus its later deletion by
 -- River's cleaner was a measured share of the cost per order. Only running jobs go: one rescued
--- meanwhile runs again, finds carrier_ref set and ends without calling the carrier.
+-- meanwhile runs again, finds carrier_ref set and ends without calling the carrier. state is
+-- compared as text so that the jobs are found by id: when statistics have seen few running
+-- jobs, a plain state = 'running' sends the generic plan to River's (state, …) index, which
+-- holds an entry for every running version not yet vacuumed.
 WITH ended_jobs AS (
     DELETE FROM waybill.river_job
-    WHERE id = ANY(@job_ids::bigint[]) AND state = 'running'
+    WHERE id = ANY(@job_ids::bigint[]) AND state::text = 'running'
 )
 UPDATE waybill.orders o
 SET status        = CASE WHEN o.status = 'pending' THEN 'dispatched' ELSE o.status END,

@@ -49,3 +49,14 @@ FROM waybill.webhook_events
 WHERE outcome = 'quarantined'
 ORDER BY received_at DESC
 LIMIT @max_rows;
+
+-- name: WebhookJobDeleteRunning :exec
+-- Ends a batch of the pipeline's translate or act jobs in the transaction that did their work.
+-- The rows go rather than stay as completed: the event's outcome and the order's history are the
+-- record, and a completed version of each job row (with all of River's indexes) plus its later
+-- deletion by River's cleaner were a measured share of the cost per event. A job no longer running
+-- (River gave up waiting for it, or a rescued copy ended it) is left as it is. The state is
+-- compared as text so that the rows are found by id: River's (state, …) index keeps an entry for
+-- every past running version until vacuum, and the plan that scanned it (chosen when statistics
+-- saw no running job) cost more than all the rest of the batch.
+DELETE FROM waybill.river_job WHERE id = ANY(@ids::bigint[]) AND state::text = 'running';

@@ -158,7 +158,7 @@ func (q *Queries) OrderInsert(ctx context.Context, db DBTX, arg OrderInsertParam
 const orderMarkDispatchedMany = `-- name: OrderMarkDispatchedMany :many
 WITH ended_jobs AS (
     DELETE FROM waybill.river_job
-    WHERE id = ANY($4::bigint[]) AND state = 'running'
+    WHERE id = ANY($4::bigint[]) AND state::text = 'running'
 )
 UPDATE waybill.orders o
 SET status        = CASE WHEN o.status = 'pending' THEN 'dispatched' ELSE o.status END,
@@ -193,7 +193,10 @@ type OrderMarkDispatchedManyRow struct {
 // The jobs are deleted rather than marked completed: the order row is the record of the dispatch,
 // and a third version of each job row (with all of River's indexes) plus its later deletion by
 // River's cleaner was a measured share of the cost per order. Only running jobs go: one rescued
-// meanwhile runs again, finds carrier_ref set and ends without calling the carrier.
+// meanwhile runs again, finds carrier_ref set and ends without calling the carrier. state is
+// compared as text so that the jobs are found by id: when statistics have seen few running
+// jobs, a plain state = 'running' sends the generic plan to River's (state, …) index, which
+// holds an entry for every running version not yet vacuumed.
 func (q *Queries) OrderMarkDispatchedMany(ctx context.Context, db DBTX, arg OrderMarkDispatchedManyParams) ([]OrderMarkDispatchedManyRow, error) {
 	rows, err := db.Query(ctx, orderMarkDispatchedMany,
 		arg.Ids,

@@ -209,3 +209,20 @@ func (q *Queries) WebhookEventRecordOutcomes(ctx context.Context, db DBTX, arg W
 	}
 	return items, nil
 }
+
+const webhookJobDeleteRunning = `-- name: WebhookJobDeleteRunning :exec
+DELETE FROM waybill.river_job WHERE id = ANY($1::bigint[]) AND state::text = 'running'
+`
+
+// Ends a batch of the pipeline's translate or act jobs in the transaction that did their work.
+// The rows go rather than stay as completed: the event's outcome and the order's history are the
+// record, and a completed version of each job row (with all of River's indexes) plus its later
+// deletion by River's cleaner were a measured share of the cost per event. A job no longer running
+// (River gave up waiting for it, or a rescued copy ended it) is left as it is. The state is
+// compared as text so that the rows are found by id: River's (state, …) index keeps an entry for
+// every past running version until vacuum, and the plan that scanned it (chosen when statistics
+// saw no running job) cost more than all the rest of the batch.
+func (q *Queries) WebhookJobDeleteRunning(ctx context.Context, db DBTX, ids []int64) error {
+	_, err := db.Exec(ctx, webhookJobDeleteRunning, ids)
+	return err
+}

@@ -41,11 +41,11 @@ type actWorker struct {
 	river.WorkerDefaults[ActArgs]
 	deps    Deps
 	queries *dbsqlc.Queries
-	steps   *steps[ActArgs]
+	step    *step[ActArgs]
 }
 
 func (w *actWorker) Work(ctx context.Context, job *river.Job[ActArgs]) error {
-	return w.steps.work(ctx, job)
+	return w.step.work(ctx, job)
 }
 
 // orderKey is one carrier event about one order: a row of the order's history.
@@ -113,11 +113,11 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 				"webhook_event_id", a.WebhookEventID, "job_id", j.job.ID)
 			continue
 		}
-		if k := (orderKey{a.OrderID, a.EventKey}); inHistory[k] {
+		k := orderKey{a.OrderID, a.EventKey}
+		if inHistory[k] {
 			continue // a repeat
-		} else {
-			inHistory[k] = true
 		}
+		inHistory[k] = true
 		if a.Status == "" { // history only
 			if err := addHistory(a, false, ""); err != nil {
 				return err

@@ -162,11 +162,10 @@ func (h *Handler) store(ctx context.Context, carrier, key string, body []byte, r
 	var res stored
 	if h.running.Load() {
 		res, err = h.storer.Do(ctx, ev)
-	} else {
-		var batch []stored
-		batch, err = h.storeBatch(ctx, []newEvent{ev})
-		if err == nil {
-			res = batch[0]
+	} else { // no Run: a batch of one
+		var one []stored
+		if one, err = h.storeBatch(ctx, []newEvent{ev}); err == nil {
+			res = one[0]
 		}
 	}
 	if err == nil {
@@ -200,7 +199,7 @@ const maxStoreBatch = 256
 // storeBatch stores concurrent requests' events in one statement and one synchronous commit:
 // durable before any of them is answered. Two copies of one event in the batch are one row, the
 // later a redelivery. If the statement fails, each event is tried alone, so an event Postgres
-// refuses fails only its own request. Its own error is per event, in stored.err.
+// refuses fails only its own request: errors are per event (stored.err), never the batch's.
 func (h *Handler) storeBatch(ctx context.Context, evs []newEvent) ([]stored, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

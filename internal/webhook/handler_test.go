@@ -20,6 +20,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbtest"
@@ -27,11 +28,14 @@ import (
 )
 
 type testBundle struct {
-	pool   *pgxpool.Pool
-	dbURL  string
-	client *river.Client[pgx.Tx]
-	mux    *http.ServeMux
-	hooks  *recordingHooks
+	pool     *pgxpool.Pool
+	dbURL    string
+	client   *river.Client[pgx.Tx]
+	mux      *http.ServeMux
+	hooks    *recordingHooks
+	handler  *Handler
+	pipeline *Pipeline
+	inserted *insertedJobs
 }
 
 type setupOpts struct {
@@ -54,19 +58,22 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 	}
 	sources := onfleetSources(t, opts.secrets...)
 
+	inserted := &insertedJobs{args: map[string][][]byte{}}
 	cfg := &river.Config{
 		Schema: migrate.Schema,
 		Logger: logger,
 		// The notify workers are another package's: their jobs are only inserted here.
 		SkipUnknownJobCheck: true,
 		TestOnly:            true,
+		// Finished translate and act jobs are deleted: count them as River inserts them.
+		Middleware: []rivertype.Middleware{river.JobInsertMiddlewareFunc(inserted.record)},
 	}
 	runCtx, stopRunning := context.WithCancel(ctx)
 	var running sync.WaitGroup
 	t.Cleanup(func() { stopRunning(); running.Wait() }) // after River stops: cleanups run last first
+	pipeline, err := NewPipeline(Deps{Pool: pool, Sources: sources, Logger: logger, CallbackEnabled: opts.callback})
+	require.NoError(t, err)
 	if opts.work {
-		pipeline, err := NewPipeline(Deps{Pool: pool, Sources: sources, Logger: logger, CallbackEnabled: opts.callback})
-		require.NoError(t, err)
 		workers := river.NewWorkers()
 		require.NoError(t, pipeline.Add(workers))
 		running.Go(func() { pipeline.Run(runCtx) })
@@ -93,7 +100,32 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /webhooks/onfleet", h.ServeCheck)
 	mux.HandleFunc("POST /webhooks/{carrier}", h.ServeEvent)
-	return &testBundle{pool: pool, dbURL: dbURL, client: client, mux: mux, hooks: hooks}
+	return &testBundle{pool: pool, dbURL: dbURL, client: client, mux: mux, hooks: hooks,
+		handler: h, pipeline: pipeline, inserted: inserted}
+}
+
+// insertedJobs records the args of every job River inserts, by kind.
+type insertedJobs struct {
+	mu   sync.Mutex
+	args map[string][][]byte
+}
+
+func (j *insertedJobs) record(ctx context.Context, many []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
+	res, err := doInner(ctx)
+	if err == nil {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		for _, p := range many {
+			j.args[p.Kind] = append(j.args[p.Kind], p.EncodedArgs)
+		}
+	}
+	return res, err
+}
+
+func (j *insertedJobs) of(kind string) [][]byte {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.args[kind]
 }
 
 // post sends a webhook as Onfleet would, signed with testSecret unless sig says otherwise
@@ -257,6 +289,72 @@ func TestServeEventDuplicateIsOneRowOneJob(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.post(t, "onfleet", derive(t, body, map[string]any{"time": 1613004460071}), "").Code)
 	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM waybill.webhook_events"))
 	require.Equal(t, 2, b.jobs(t, TranslateArgs{}.Kind()))
+}
+
+// Concurrent requests share one statement and one commit: two copies of an event in one batch
+// are one row (the later a redelivery), and an event Postgres refuses fails only its own request.
+func TestStoreBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	ctx := context.Background()
+
+	ev := func(key string) newEvent {
+		return newEvent{carrier: "onfleet", key: key, body: []byte(`{}`), headers: []byte(`{}`), sourceAddr: "192.0.2.1"}
+	}
+	res, err := b.handler.storeBatch(ctx, []newEvent{ev("k1"), ev("k1"), ev("k2"), ev("bad\x00key"), ev("k2"), ev("bad\x00key")})
+	require.NoError(t, err)
+	require.Len(t, res, 6)
+	require.True(t, res[0].inserted)
+	require.NoError(t, res[0].err)
+	require.Equal(t, stored{}, res[1], "a copy in the same batch is a redelivery")
+	require.True(t, res[2].inserted)
+	require.Error(t, res[3].err, "Postgres refuses a NUL in text")
+	require.Equal(t, stored{}, res[4])
+	require.Error(t, res[5].err, "a copy of a refused event is refused too, not a redelivery")
+	require.NotEqual(t, res[0].id, res[2].id)
+
+	var keys []string
+	rows, err := b.pool.Query(ctx, `SELECT event_key FROM waybill.webhook_events ORDER BY event_key`)
+	require.NoError(t, err)
+	keys, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"k1", "k2"}, keys)
+	require.Equal(t, 2, b.jobs(t, TranslateArgs{}.Kind()))
+
+	// Stored by an earlier batch: a redelivery, nothing new.
+	res, err = b.handler.storeBatch(ctx, []newEvent{ev("k2"), ev("k3")})
+	require.NoError(t, err)
+	require.Equal(t, stored{}, res[0])
+	require.True(t, res[1].inserted)
+	require.Equal(t, 3, b.jobs(t, TranslateArgs{}.Kind()))
+}
+
+// Under a flood of concurrent requests with duplicates, each distinct event is one row and one
+// job, and each request is answered as accepted or duplicate.
+func TestServeEventConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+
+	base := fixture(t, "task_started")
+	var bodies [][]byte
+	for i := range 50 {
+		body := derive(t, base, map[string]any{"time": 1613004361894 + i})
+		bodies = append(bodies, body, body, body)
+	}
+	codes := make(chan int, len(bodies))
+	var wg sync.WaitGroup
+	for _, body := range bodies {
+		wg.Go(func() { codes <- b.post(t, "onfleet", body, "").Code })
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		require.Equal(t, http.StatusOK, code)
+	}
+	require.Equal(t, 50, b.count(t, "SELECT count(*) FROM waybill.webhook_events"))
+	require.Equal(t, 50, b.jobs(t, TranslateArgs{}.Kind()))
+	require.Equal(t, 50, b.hooks.get("onfleet", ResultAccepted))
+	require.Equal(t, 100, b.hooks.get("onfleet", ResultDuplicate))
 }
 
 func TestServeEventRefusals(t *testing.T) {

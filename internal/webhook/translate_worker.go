@@ -18,15 +18,15 @@ type translateWorker struct {
 	river.WorkerDefaults[TranslateArgs]
 	deps    Deps
 	queries *dbsqlc.Queries
-	steps   *steps[TranslateArgs]
+	step    *step[TranslateArgs]
 }
 
 func (w *translateWorker) Work(ctx context.Context, job *river.Job[TranslateArgs]) error {
-	return w.steps.work(ctx, job)
+	return w.step.work(ctx, job)
 }
 
-// translation is one stored event on its way through translate.
-type translation struct {
+// toTranslate is one stored event on its way through translate.
+type toTranslate struct {
 	row     dbsqlc.WebhookEventGetManyRow
 	jobID   int64
 	ev      Event
@@ -49,7 +49,7 @@ func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJ
 	for _, row := range rows {
 		byID[row.ID] = row
 	}
-	todo := make([]*translation, 0, len(jobs))
+	todo := make([]*toTranslate, 0, len(jobs))
 	seen := make(map[int64]bool, len(jobs))
 	for _, j := range jobs {
 		id := j.job.Args.WebhookEventID
@@ -62,7 +62,7 @@ func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJ
 			continue // translated by an earlier run of this job, or by another job of this batch
 		}
 		seen[id] = true
-		t := &translation{row: row, jobID: j.job.ID}
+		t := &toTranslate{row: row, jobID: j.job.ID}
 		t.ev, t.tr = w.interpret(row)
 		todo = append(todo, t)
 	}
@@ -86,14 +86,14 @@ func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJ
 	if err != nil {
 		return fmt.Errorf("record outcomes of webhook events: %w", err)
 	}
-	now := make(map[int64]bool, len(recorded)) // the rest: another run got there first
+	recordedNow := make(map[int64]bool, len(recorded)) // the rest: another run got there first
 	for _, id := range recorded {
-		now[id] = true
+		recordedNow[id] = true
 	}
 
 	var next []river.InsertManyParams
 	for _, t := range todo {
-		if !now[t.row.ID] {
+		if !recordedNow[t.row.ID] {
 			continue
 		}
 		ev, tr := t.ev, t.tr
@@ -132,9 +132,9 @@ func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJ
 
 // findOrders finds the order of each event that needs one, in one query; an event about a task
 // no order of ours has is ignored.
-func (w *translateWorker) findOrders(ctx context.Context, tx pgx.Tx, todo []*translation) error {
+func (w *translateWorker) findOrders(ctx context.Context, tx pgx.Tx, todo []*toTranslate) error {
 	var p dbsqlc.OrderFindForCarrierTasksParams
-	var asked []*translation
+	var asked []*toTranslate
 	for _, t := range todo {
 		if !needsOrder(t.ev, t.tr) {
 			continue

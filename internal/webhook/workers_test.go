@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbsqlc"
@@ -275,8 +277,8 @@ func TestPipelineOutOfOrderAndRepeated(t *testing.T) {
 	require.Equal(t, orders.StatusDelivered, s.Status)
 	require.True(t, t0.Add(7*time.Minute).Equal(*s.StatusAt))
 	require.Len(t, b.history(t, id), len(bodies))
-	require.Equal(t, len(bodies), b.count(t, "SELECT count(*) FROM waybill.webhook_events"))
-	require.Equal(t, len(bodies), b.jobs(t, TranslateArgs{}.Kind()))
+	require.Equal(t, len(bodies), b.count(t, "SELECT count(*) FROM waybill.webhook_events WHERE translated_at IS NOT NULL"))
+	require.Len(t, b.inserted.of(ActArgs{}.Kind()), len(bodies), "one act job per distinct event")
 	require.Equal(t, len(bodies), b.hooks.get("onfleet", ResultDuplicate))
 	require.Zero(t, b.jobs(t, notify.CallbackArgs{}.Kind()), "no callback URL configured")
 }
@@ -406,7 +408,7 @@ func TestPipelineIgnoredRecordedQuarantined(t *testing.T) {
 	require.Nil(t, history[0].Status)
 	require.False(t, history[0].Applied)
 	require.JSONEq(t, `{"trigger_id": 12, "task_short_id": "a79d22fb", "task_state": 2, "delay_seconds": 522.6378813476563}`, string(history[0].Details))
-	require.Equal(t, 1, b.jobs(t, ActArgs{}.Kind()), "only the delay reached the act queue")
+	require.Len(t, b.inserted.of(ActArgs{}.Kind()), 1, "only the delay reached the act queue")
 }
 
 // Running a step again (a rescued job, a repeated event) changes nothing.
@@ -425,8 +427,10 @@ func TestPipelineStepsAreIdempotent(t *testing.T) {
 
 	var eventID int64
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id FROM waybill.webhook_events`).Scan(&eventID))
+	acts := b.inserted.of(ActArgs{}.Kind())
+	require.Len(t, acts, 1)
 	var act ActArgs
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT args FROM waybill.river_job WHERE kind = $1`, ActArgs{}.Kind()).Scan(&act))
+	require.NoError(t, json.Unmarshal(acts[0], &act))
 
 	// Translate the same stored event again, and act on the same canonical event again.
 	_, err := b.client.Insert(ctx, TranslateArgs{WebhookEventID: eventID, Carrier: "onfleet"}, nil)
@@ -435,7 +439,7 @@ func TestPipelineStepsAreIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	b.waitIdle(t)
 
-	require.Equal(t, 2, b.jobs(t, ActArgs{}.Kind()), "the second translation enqueued nothing")
+	require.Len(t, b.inserted.of(ActArgs{}.Kind()), 2, "the second translation enqueued nothing (the second is this test's)")
 	require.Len(t, b.history(t, id), 1)
 	require.Equal(t, 1, b.jobs(t, notify.EmailArgs{}.Kind()), "cancelled by the carrier: one email")
 	require.Equal(t, s, b.orderState(t, id))
@@ -479,4 +483,116 @@ func TestStatusNotificationFitsNotify(t *testing.T) {
 	require.Less(t, len(b), 8000)
 	require.NotContains(t, string(b), "tracking_url")
 	require.Contains(t, string(b), `"status":"failed_attempt"`)
+}
+
+// running wraps args as a job River is running, for calling a step directly.
+func running[T river.JobArgs](id int64, args T) stepJob[T] {
+	return stepJob[T]{job: &river.Job[T]{JobRow: &rivertype.JobRow{ID: id, State: rivertype.JobStateRunning}, Args: args}}
+}
+
+// A batch of act jobs decides each event against the order as the events before it in the batch
+// left it: the same history, status and notifications as one transaction per job in that order.
+func TestActBatchIsSequential(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{callback: true})
+	ctx := context.Background()
+	const task = "TaskHHHHHHHHHHHHHHHHHHHH"
+	id := b.order(t, "SO-6006", orders.KindDelivery, task)
+	l := b.listen(t)
+
+	act := func(key, word string, status orders.Status, offset time.Duration) ActArgs {
+		return ActArgs{OrderID: id, Carrier: "onfleet", EventKey: key, CarrierStatus: word, Status: status,
+			OccurredAt: t0.Add(offset), Reason: "no one home"}
+	}
+	jobs := []stepJob[ActArgs]{
+		running(1, act("assigned", "taskAssigned", orders.StatusAssigned, time.Minute)),
+		running(2, act("started", "taskStarted", orders.StatusInTransit, 3*time.Minute)),
+		running(3, act("assigned", "taskAssigned", orders.StatusAssigned, time.Minute)),         // a repeat
+		running(4, act("eta", "taskEta", "", 4*time.Minute)),                                    // history only
+		running(5, act("unassigned", "taskUnassigned", orders.StatusDispatched, 2*time.Minute)), // late
+		running(6, act("failed", "taskFailed", orders.StatusFailedAttempt, 5*time.Minute)),
+	}
+	for i := range jobs {
+		jobs[i].client = b.client
+	}
+	require.NoError(t, b.pipeline.act.step.inTx(ctx, jobs))
+
+	var changes []string
+	for range 3 {
+		c := l.next(t)
+		changes = append(changes, c.PreviousStatus+"→"+c.Status)
+	}
+	require.Equal(t, []string{"dispatched→assigned", "assigned→in_transit", "in_transit→failed_attempt"}, changes)
+	s := b.orderState(t, id)
+	require.Equal(t, orders.StatusFailedAttempt, s.Status)
+	require.Equal(t, "no one home", *s.StatusReason)
+	require.True(t, t0.Add(5*time.Minute).Equal(*s.StatusAt))
+
+	type row struct {
+		Key     string
+		Applied bool
+	}
+	var got []row
+	for _, e := range b.history(t, id) {
+		got = append(got, row{e.EventKey, e.Applied})
+	}
+	require.Equal(t, []row{{"assigned", true}, {"unassigned", false}, {"started", true}, {"eta", false}, {"failed", true}}, got)
+	require.Len(t, b.inserted.of(notify.CallbackArgs{}.Kind()), 3, "one callback per status change")
+	require.Len(t, b.inserted.of(notify.EmailArgs{}.Kind()), 1)
+
+	// The same batch again (a rescued run) changes nothing.
+	require.NoError(t, b.pipeline.act.step.inTx(ctx, jobs))
+	require.Len(t, b.history(t, id), 5)
+	require.Equal(t, s, b.orderState(t, id))
+	require.Len(t, b.inserted.of(notify.CallbackArgs{}.Kind()), 3)
+}
+
+// A job that fails does not fail the others of its batch: the batch is run again one job at a
+// time, and only that job fails (River retries it).
+func TestStepBatchFailsJobByJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	ctx := context.Background()
+	const task = "TaskIIIIIIIIIIIIIIIIIIII"
+	id := b.order(t, "SO-7007", orders.KindDelivery, task)
+
+	t.Run("translate", func(t *testing.T) {
+		// Translation of this one cannot be enqueued: Postgres's jsonb refuses \u0000 in the act
+		// job's details.
+		good := onfleetEvent(t, "task_assigned", task, "SO-7007", time.Minute, nil)
+		bad := onfleetEvent(t, "task_started", task, "SO-7007", 2*time.Minute, map[string]any{"workerId": "w\u0000"})
+		b.send(t, good)
+		b.send(t, bad)
+		rows, err := b.pool.Query(ctx, `SELECT id FROM waybill.webhook_events ORDER BY id`)
+		require.NoError(t, err)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		require.Len(t, ids, 2)
+
+		jobs := []stepJob[TranslateArgs]{running(101, TranslateArgs{WebhookEventID: ids[0], Carrier: "onfleet"}), running(102, TranslateArgs{WebhookEventID: ids[1], Carrier: "onfleet"})}
+		for i := range jobs {
+			jobs[i].client = b.client
+		}
+		errs, err := b.pipeline.translate.step.flush(ctx, jobs)
+		require.NoError(t, err)
+		require.NoError(t, errs[0])
+		require.Error(t, errs[1])
+		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM waybill.webhook_events WHERE outcome IS NOT NULL"))
+		require.Len(t, b.inserted.of(ActArgs{}.Kind()), 1)
+	})
+
+	t.Run("act", func(t *testing.T) {
+		bogus := ActArgs{OrderID: id, Carrier: "onfleet", EventKey: "bogus", CarrierStatus: "taskBogus", Status: "bogus", OccurredAt: t0}
+		fine := ActArgs{OrderID: id, Carrier: "onfleet", EventKey: "fine", CarrierStatus: "taskAssigned", Status: orders.StatusAssigned, OccurredAt: t0}
+		jobs := []stepJob[ActArgs]{running(201, bogus), running(202, fine)}
+		for i := range jobs {
+			jobs[i].client = b.client
+		}
+		errs, err := b.pipeline.act.step.flush(ctx, jobs)
+		require.NoError(t, err)
+		require.Error(t, errs[0], "the history refuses a status Waybill does not know")
+		require.NoError(t, errs[1])
+		require.Equal(t, orders.StatusAssigned, b.orderState(t, id).Status)
+		require.Len(t, b.history(t, id), 1)
+	})
 }
