@@ -239,18 +239,6 @@ func startSampler(ctx context.Context, pool *pgxpool.Pool, t0 time.Time, prog *p
 	return s
 }
 
-// last is the latest successful sample.
-func (s *sampler) last() (sample, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := len(s.samples) - 1; i >= 0; i-- {
-		if !s.samples[i].failed {
-			return s.samples[i], true
-		}
-	}
-	return sample{}, false
-}
-
 func (s *sampler) finish() []sample {
 	s.stop()
 	<-s.done
