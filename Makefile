@@ -17,18 +17,11 @@ run: build ensure-postgres ## run Waybill locally: Postgres, migrations, sandbox
 
 FUZZTIME ?= 5s
 
-test: ensure-postgres ## run every test against a real Postgres (started or installed if needed), then fuzz briefly
-	$(GO) test -race -count=1 -timeout 15m ./...
-	@$(MAKE) --no-print-directory fuzz
+test: ensure-postgres ## run every test against a real Postgres (started or installed if needed), fuzz briefly, print a summary
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/test.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each (seed corpora already run in `go test`)
-	@for pkg in $$($(GO) list ./...); do \
-	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
-	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
-	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/waybill-fuzz.log 2>&1 || { cat /tmp/waybill-fuzz.log; exit 1; }; \
-	  done; \
-	done
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/test.sh --fuzz-only
 
 BENCH_FLAGS ?= -mode all
 

@@ -132,6 +132,13 @@ func (j *insertedJobs) of(kind string) [][]byte {
 // ("-" for no signature header).
 func (b *testBundle) post(t *testing.T, carrier string, body []byte, sig string) *httptest.ResponseRecorder {
 	t.Helper()
+	return b.serve(b.request(t, carrier, body, sig))
+}
+
+// request builds a signed webhook request (sig "" signs with the test secret, "-" sends none).
+// Tests that deliver concurrently build requests first, on the test goroutine, then serve them.
+func (b *testBundle) request(t *testing.T, carrier string, body []byte, sig string) *http.Request {
+	t.Helper()
 	if sig == "" {
 		sig = sign(t, testSecret, body)
 	}
@@ -141,6 +148,11 @@ func (b *testBundle) post(t *testing.T, carrier string, body []byte, sig string)
 	if sig != "-" {
 		req.Header.Set(OnfleetSignatureHeader, sig)
 	}
+	return req
+}
+
+// serve runs one request through the handler; safe off the test goroutine.
+func (b *testBundle) serve(req *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	b.mux.ServeHTTP(rec, req)
 	return rec
@@ -344,7 +356,8 @@ func TestServeEventConcurrentDuplicates(t *testing.T) {
 	codes := make(chan int, len(bodies))
 	var wg sync.WaitGroup
 	for _, body := range bodies {
-		wg.Go(func() { codes <- b.post(t, "onfleet", body, "").Code })
+		req := b.request(t, "onfleet", body, "")
+		wg.Go(func() { codes <- b.serve(req).Code })
 	}
 	wg.Wait()
 	close(codes)

@@ -264,7 +264,8 @@ func TestPipelineOutOfOrderAndRepeated(t *testing.T) {
 	var wg sync.WaitGroup
 	codes := make(chan int, len(deliveries))
 	for _, body := range deliveries {
-		wg.Go(func() { codes <- b.post(t, "onfleet", body, "").Code })
+		req := b.request(t, "onfleet", body, "")
+		wg.Go(func() { codes <- b.serve(req).Code })
 	}
 	wg.Wait()
 	close(codes)
