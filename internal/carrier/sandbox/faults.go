@@ -12,32 +12,49 @@ import (
 // Faults are the fault-injection settings that can change at runtime. The JSON names are the
 // flag names; durations are Go duration strings ("250ms").
 type Faults struct {
-	ErrorRate            float64  `json:"error-rate"`
-	RateLimitRate        float64  `json:"rate-limit-rate"`
-	LateRate             float64  `json:"late-rate"`
-	LateDelay            Duration `json:"late-delay"`
-	Latency              Duration `json:"latency"`
-	WebhookFailureRate   float64  `json:"webhook-failure-rate"`
-	WebhookDuplicateRate float64  `json:"webhook-duplicate-rate"`
-	WebhookReorderRate   float64  `json:"webhook-reorder-rate"`
+	RateLimit               int      `json:"rate-limit"`
+	ErrorRate               float64  `json:"error-rate"`
+	RateLimitRate           float64  `json:"rate-limit-rate"`
+	LateRate                float64  `json:"late-rate"`
+	LateDelay               Duration `json:"late-delay"`
+	Latency                 Duration `json:"latency"`
+	BatchDelay              Duration `json:"batch-delay"`
+	BatchRejectRate         float64  `json:"batch-reject-rate"`
+	BatchWarningRate        float64  `json:"batch-warning-rate"`
+	BatchStuckRate          float64  `json:"batch-stuck-rate"`
+	BatchLateRate           float64  `json:"batch-late-rate"`
+	BatchErrorRate          float64  `json:"batch-error-rate"`
+	WebhookFailureRate      float64  `json:"webhook-failure-rate"`
+	WebhookDuplicateRate    float64  `json:"webhook-duplicate-rate"`
+	WebhookReorderRate      float64  `json:"webhook-reorder-rate"`
+	WebhooksOff             bool     `json:"webhooks-off"`
+	WebhookBadSignatureRate float64  `json:"webhook-bad-signature-rate"`
 }
 
 func faultsOf(o Options) Faults {
+	if o.BatchDelay == 0 {
+		o.BatchDelay = DefaultBatchDelay
+	}
 	return Faults{
-		ErrorRate: o.ErrorRate, RateLimitRate: o.RateLimitRate, LateRate: o.LateRate,
+		RateLimit: o.RateLimit, ErrorRate: o.ErrorRate, RateLimitRate: o.RateLimitRate, LateRate: o.LateRate,
 		LateDelay: Duration(o.LateDelay), Latency: Duration(o.Latency),
+		BatchDelay: Duration(o.BatchDelay), BatchRejectRate: o.BatchRejectRate, BatchWarningRate: o.BatchWarningRate,
+		BatchStuckRate: o.BatchStuckRate, BatchLateRate: o.BatchLateRate, BatchErrorRate: o.BatchErrorRate,
 		WebhookFailureRate: o.WebhookFailureRate, WebhookDuplicateRate: o.WebhookDuplicateRate,
-		WebhookReorderRate: o.WebhookReorderRate,
+		WebhookReorderRate: o.WebhookReorderRate, WebhooksOff: o.WebhooksOff,
+		WebhookBadSignatureRate: o.WebhookBadSignatureRate,
 	}
 }
 
 // validate checks ranges through Options.Validate, so both report the same words.
 func (f Faults) validate() error {
 	return Options{
-		ErrorRate: f.ErrorRate, RateLimitRate: f.RateLimitRate, LateRate: f.LateRate,
+		RateLimit: f.RateLimit, ErrorRate: f.ErrorRate, RateLimitRate: f.RateLimitRate, LateRate: f.LateRate,
 		LateDelay: time.Duration(f.LateDelay), Latency: time.Duration(f.Latency),
+		BatchDelay: time.Duration(f.BatchDelay), BatchRejectRate: f.BatchRejectRate, BatchWarningRate: f.BatchWarningRate,
+		BatchStuckRate: f.BatchStuckRate, BatchLateRate: f.BatchLateRate, BatchErrorRate: f.BatchErrorRate,
 		WebhookFailureRate: f.WebhookFailureRate, WebhookDuplicateRate: f.WebhookDuplicateRate,
-		WebhookReorderRate: f.WebhookReorderRate,
+		WebhookReorderRate: f.WebhookReorderRate, WebhookBadSignatureRate: f.WebhookBadSignatureRate,
 	}.Validate()
 }
 

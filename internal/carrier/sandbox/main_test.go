@@ -28,7 +28,7 @@ func waitForSandboxGoroutines(wait time.Duration) string {
 		_ = pprof.Lookup("goroutine").WriteTo(&sb, 1)
 		var leaked []string
 		for _, g := range strings.Split(sb.String(), "\n\n") {
-			if strings.Contains(g, "sandbox.(*webhookSender)") {
+			if strings.Contains(g, "sandbox.(*webhookSender)") || strings.Contains(g, "sandbox.(*Server).runBatchJob") {
 				leaked = append(leaked, g)
 			}
 		}

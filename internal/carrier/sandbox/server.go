@@ -1,10 +1,40 @@
-// Package sandbox is an Onfleet-compatible fake carrier for development, tests and benchmarks:
-// the task routes Waybill uses, fault injection (errors, 429s, late answers, latency), signed
-// webhooks through each task's lifecycle, and exact counts of what it did.
+// Package sandbox is an Onfleet-compatible fake carrier for development, tests and benchmarks
+// (`waybill sandbox`; `make run` and the end-to-end tests use it as it is).
+//
+// Onfleet routes, at the root and under /api/v2, with Basic auth (base64 of "key:" or of the
+// bare key, as Onfleet's SDKs send it):
+//
+//	POST   /tasks                   create one task
+//	POST   /tasks/metadata          tasks whose metadata match
+//	POST   /tasks/batch-async       {"tasks":[…]} (1–500) → {"jobId","status":"pending"}; tasks created after -batch-delay
+//	GET    /tasks/batch/{jobId}     the job: status, submitted, tasksReceived, tasksCreated, tasksErrored,
+//	                                errors[{statusCode,errorCode,message,cause,taskData}], failedTasks,
+//	                                newTasks, newTasksWithWarnings
+//	GET    /tasks/{id}              one task, its current state
+//	GET    /tasks/all               ?from=&to=&lastId=&state=0,1,2,3: 64 a page, {"tasks":[…],"lastId"} while more remain
+//	GET    /auth/test
+//	GET    /webhooks, POST /webhooks, PUT /webhooks/{id}, DELETE /webhooks/{id}
+//
+// Any other path or method answers Onfleet's JSON error envelope (404, 405). Every route counts
+// against the organisation's rate limit (-rate-limit, 20 a second by default, in any one-second
+// window; 429 with error 2300 over it; X-RateLimit-Limit and X-RateLimit-Remaining on every
+// answer).
+//
+// Webhooks, signed with X-Onfleet-Signature, walk each task through taskCreated, taskAssigned,
+// taskStarted and taskCompleted (or a failure); a task created by a batch has no taskCreated,
+// and a finished batch job fires taskBatchCreateJobCompleted (19). They go to -webhook-url
+// (every trigger) and to the webhooks registered for their trigger.
+//
+// A test decides one task's fate with a marker in its destination's unparsed address or in its
+// notes: RejectMarker (SANDBOX_REJECT) refuses it (error 1011), WarningMarker (SANDBOX_WARN)
+// creates it, in a batch, with a warning. Other faults are random fractions set by flag or at
+// runtime with POST /sandbox/faults (see Options). GET /sandbox/stats counts what it did.
 package sandbox
 
 import (
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -12,6 +42,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,15 +52,41 @@ import (
 // maxBody caps request bodies, as Onfleet caps them.
 const maxBody = 1 << 20
 
+// routeUnmatched is the stats key of requests no Onfleet route serves.
+const routeUnmatched = "unmatched"
+
 // Server is the sandbox carrier. It is safe for concurrent use.
 type Server struct {
-	apiKey string
-	logger *slog.Logger
-	faults atomic.Pointer[Faults]
-	dice   *dice
-	store  *store
-	hooks  *webhookSender // nil without a webhook URL
-	counts requestCounts
+	apiKey  string
+	opts    Options
+	logger  *slog.Logger
+	faults  atomic.Pointer[Faults]
+	dice    *dice
+	store   *store
+	limiter *rateLimiter
+	counts  requestCounts
+	batch   batchCounts
+	jobs    batchJobs
+	jobsWG  sync.WaitGroup
+
+	// routes are the Onfleet routes; routeCounts counts requests per route pattern (the map is
+	// filled in New and only read afterwards).
+	routes      []route
+	routeCounts map[string]*atomic.Int64
+
+	// secret signs every webhook: -webhook-secret, or one the sandbox made up
+	// (GET /sandbox/webhook-secret tells it).
+	secret      []byte
+	webhooks    *webhookRegistry
+	checkClient *http.Client
+
+	// hooks runs task lifecycles and delivers webhooks; it starts with a webhook URL on the
+	// command line, or with the first webhook registered (tasks created before then do not
+	// move on). lifeMu guards closed, starting hooks and adding batch jobs to jobsWG, so
+	// nothing starts once Close has begun.
+	lifeMu sync.Mutex
+	hooks  atomic.Pointer[webhookSender]
+	closed bool
 
 	// The sandbox's one organization, admin (the API key's owner) and worker.
 	org, admin, worker string
@@ -38,8 +95,13 @@ type Server struct {
 	closeOnce sync.Once
 }
 
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
 // New returns a sandbox. It panics on options that fail Validate, which RegisterFlags has
-// already checked for the command line. Call Close to stop its webhook goroutines.
+// already checked for the command line. Call Close to stop its goroutines.
 func New(opts Options, logger *slog.Logger) *Server {
 	if err := opts.Validate(); err != nil {
 		panic(fmt.Sprintf("sandbox: %v", err))
@@ -48,50 +110,143 @@ func New(opts Options, logger *slog.Logger) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		apiKey: opts.APIKey,
-		logger: logger,
-		dice:   newDice(opts.Seed),
-		store:  newStore(),
-		done:   make(chan struct{}),
+		apiKey:      opts.APIKey,
+		opts:        opts,
+		logger:      logger,
+		dice:        newDice(opts.Seed),
+		store:       newStore(),
+		limiter:     newRateLimiter(nil),
+		jobs:        batchJobs{jobs: map[string]*batchJob{}},
+		webhooks:    newWebhookRegistry(),
+		checkClient: &http.Client{Timeout: webhookCheckTimeout},
+		done:        make(chan struct{}),
 	}
 	s.org, s.admin, s.worker = s.dice.id(), s.dice.id(), s.dice.id()
+	if opts.WebhookSecret != "" {
+		s.secret, _ = hex.DecodeString(opts.WebhookSecret) // checked by Validate
+	} else {
+		s.secret, _ = hex.DecodeString(s.dice.hex(64))
+	}
 	f := faultsOf(opts)
 	s.faults.Store(&f)
+
+	s.routes = []route{
+		{"POST /tasks", s.createTask},
+		{"POST /tasks/metadata", s.queryMetadata},
+		{"POST /tasks/batch-async", s.createBatch},
+		{"GET /tasks/batch/{jobId}", s.getBatch},
+		{"GET /tasks/all", s.listAllTasks},
+		{"GET /tasks/{id}", s.getTask},
+		{"GET /auth/test", s.authTest},
+		{"GET /webhooks", s.listWebhooks},
+		{"POST /webhooks", s.createWebhook},
+		{"PUT /webhooks/{id}", s.updateWebhook},
+		{"DELETE /webhooks/{id}", s.deleteWebhook},
+	}
+	s.routeCounts = map[string]*atomic.Int64{routeUnmatched: new(atomic.Int64)}
+	for _, rt := range s.routes {
+		s.routeCounts[rt.pattern] = new(atomic.Int64)
+	}
+
 	if opts.WebhookURL != "" {
-		s.hooks = newWebhookSender(s, opts)
+		s.startWebhooks()
 	}
 	return s
 }
 
-// Close stops the webhook goroutines and releases late answers still waiting. It is safe to
-// call more than once.
+// startWebhooks starts the lifecycle and webhook goroutines, once, unless the sandbox is closed.
+func (s *Server) startWebhooks() {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.closed || s.hooks.Load() != nil {
+		return
+	}
+	s.hooks.Store(newWebhookSender(s, s.opts))
+}
+
+// Close stops the batch jobs and the webhook goroutines and releases late answers still
+// waiting. It is safe to call more than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		s.lifeMu.Lock()
+		s.closed = true
+		s.lifeMu.Unlock()
 		close(s.done)
-		if s.hooks != nil {
-			s.hooks.close()
+		s.jobsWG.Wait()
+		if h := s.hooks.Load(); h != nil {
+			h.close()
 		}
+		s.checkClient.CloseIdleConnections()
 	})
 }
 
 // Handler serves the Onfleet routes at the root and under /api/v2 (so ONFLEET_BASE_URL can
-// look like production's), plus the sandbox's own routes under /sandbox.
+// look like production's), plus the sandbox's own routes under /sandbox. A path or method the
+// API does not have is answered with Onfleet's JSON error (404 or 405), not Go's plain text.
 func (s *Server) Handler() http.Handler {
 	api := http.NewServeMux()
-	api.HandleFunc("POST /tasks", s.onfleet(s.createTask))
-	api.HandleFunc("POST /tasks/metadata", s.onfleet(s.queryMetadata))
-	api.HandleFunc("GET /tasks/{id}", s.onfleet(s.getTask))
-	api.HandleFunc("GET /auth/test", s.onfleet(s.authTest))
+	for _, rt := range s.routes {
+		api.HandleFunc(rt.pattern, s.onfleet(rt.pattern, rt.handler))
+	}
+	apiHandler := s.withJSONFallback(api)
 
 	mux := http.NewServeMux()
-	mux.Handle("/", api)
-	mux.Handle("/api/v2/", http.StripPrefix("/api/v2", api))
+	mux.Handle("/", apiHandler)
+	mux.Handle("/api/v2/", http.StripPrefix("/api/v2", apiHandler))
 	mux.HandleFunc("GET /track/{id}", s.trackingPage)
 	mux.HandleFunc("GET /sandbox/stats", s.serveStats)
 	mux.HandleFunc("GET /sandbox/tasks", s.listTasks)
 	mux.HandleFunc("GET /sandbox/faults", s.getFaults)
 	mux.HandleFunc("POST /sandbox/faults", s.setFaults)
+	mux.HandleFunc("GET /sandbox/webhook-secret", s.getWebhookSecret)
 	return mux
+}
+
+// withJSONFallback serves mux, but answers a request mux has no route for (404, or 405 for a
+// path with other methods) with Onfleet's error envelope, through the same auth and rate limit
+// as the routes.
+func (s *Server) withJSONFallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Learn what the mux would answer (its status and Allow header) without its body.
+		probe := &headerProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		s.onfleet(routeUnmatched, func(w http.ResponseWriter, r *http.Request) {
+			if probe.status == http.StatusMethodNotAllowed {
+				if allow := probe.header.Get("Allow"); allow != "" {
+					w.Header().Set("Allow", allow)
+				}
+				s.writeError(w, &apiError{405, "MethodNotAllowed", 1000, "The method is not allowed for the requested resource.",
+					fmt.Sprintf("%s %s (allowed: %s)", r.Method, r.URL.Path, probe.header.Get("Allow"))})
+				return
+			}
+			s.writeError(w, &apiError{404, "ResourceNotFound", 1003, "The requested resource does not exist.",
+				fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+		})(w, r)
+	})
+}
+
+// headerProbe records the status and headers a handler writes and drops its body.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header { return p.header }
+
+func (p *headerProbe) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+
+func (p *headerProbe) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // Faults returns the current fault settings.
@@ -106,27 +261,70 @@ func (s *Server) SetFaults(f Faults) error {
 	return nil
 }
 
-// onfleet wraps an Onfleet route: the configured latency, then Basic auth as Onfleet does it.
-func (s *Server) onfleet(h http.HandlerFunc) http.HandlerFunc {
+// onfleet wraps the Onfleet route pattern: the configured latency, Basic auth as Onfleet does
+// it, then the organisation's rate limit, whose X-RateLimit-Limit and X-RateLimit-Remaining
+// headers go on every answer while a limit is set.
+func (s *Server) onfleet(pattern string, h http.HandlerFunc) http.HandlerFunc {
+	count := s.routeCounts[pattern]
 	return func(w http.ResponseWriter, r *http.Request) {
-		if d := time.Duration(s.faults.Load().Latency); d > 0 && !s.sleep(r, d) {
+		f := s.faults.Load()
+		if d := time.Duration(f.Latency); d > 0 && !s.sleep(r, d) {
 			return
 		}
-		key, _, ok := r.BasicAuth()
+		limit := f.RateLimit
+		key, ok := apiKeyOf(r)
 		switch {
 		case !ok || key == "":
 			s.counts.unauthorized.Add(1)
+			setRateHeaders(w, limit, s.limiter.peek(limit))
 			s.writeError(w, &apiError{401, "InvalidCredentials", 1100,
 				"You are not currently authorized to access this service.", "Basic authentication with an API key is required."})
 			return
 		case s.apiKey != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.apiKey)) != 1:
 			s.counts.unauthorized.Add(1)
+			setRateHeaders(w, limit, s.limiter.peek(limit))
 			s.writeError(w, &apiError{401, "InvalidCredentials", 1102,
 				"The API key provided is invalid.", "This key does not exist or is no longer active."})
 			return
 		}
+		count.Add(1)
+		allowed, remaining := s.limiter.take(limit)
+		setRateHeaders(w, limit, remaining)
+		if !allowed {
+			s.counts.rateLimited.Add(1)
+			s.writeError(w, &apiError{429, "TooManyRequests", 2300, "You have exceeded the rate limit.",
+				fmt.Sprintf("more than %d requests in one second for this organization", limit)})
+			return
+		}
 		h(w, r)
 	}
+}
+
+func setRateHeaders(w http.ResponseWriter, limit, remaining int) {
+	if limit <= 0 {
+		return
+	}
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(limit))
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+}
+
+// apiKeyOf reads the API key from Basic auth: base64 of "key:" as most clients send it, or of
+// the bare key as Onfleet's SDKs do (Onfleet accepts both).
+func apiKeyOf(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "Basic "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	enc := strings.TrimSpace(h[len(prefix):])
+	raw, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		if raw, err = base64.RawStdEncoding.DecodeString(enc); err != nil {
+			return "", false
+		}
+	}
+	key, _, _ := strings.Cut(string(raw), ":")
+	return key, true
 }
 
 // sleep waits d, or less if the client goes away or the sandbox closes; it reports whether
@@ -153,8 +351,11 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.dice.hit(f.RateLimitRate) {
 		s.counts.injectedRateLimit.Add(1)
-		w.Header().Set("X-RateLimit-Limit", "20")
-		w.Header().Set("X-RateLimit-Remaining", "0")
+		limit := f.RateLimit
+		if limit <= 0 {
+			limit = DefaultRateLimit
+		}
+		setRateHeaders(w, limit, 0)
 		s.writeError(w, &apiError{429, "TooManyRequests", 2300, "You have exceeded the rate limit.", "injected by the sandbox"})
 		return
 	}
@@ -169,10 +370,10 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, e)
 		return
 	}
-	t := s.newTask(r, &body)
+	t := s.newTask(baseURL(r), &body)
 	s.store.add(t)
-	if s.hooks != nil {
-		s.hooks.start(t.ID)
+	if h := s.hooks.Load(); h != nil {
+		h.start(t.ID)
 	}
 	if s.dice.hit(f.LateRate) {
 		s.counts.createdLate.Add(1)
@@ -186,14 +387,15 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, t)
 }
 
-// newTask builds the task Onfleet would store for body.
-func (s *Server) newTask(r *http.Request, body *createTaskBody) *Task {
+// newTask builds the task Onfleet would store for body; base is the address the client reached
+// the sandbox at.
+func (s *Server) newTask(base string, body *createTaskBody) *Task {
 	now := time.Now().UnixMilli()
 	id := s.dice.id()
 	t := &Task{
 		ID: id, TimeCreated: now, TimeLastModified: now,
 		Organization: s.org, ShortID: s.dice.hex(8),
-		TrackingURL: baseURL(r) + "/track/" + url.PathEscape(id),
+		TrackingURL: base + "/track/" + url.PathEscape(id),
 		Merchant:    s.org, Executor: s.org, Creator: s.admin,
 		Dependencies:   []string{},
 		State:          StateUnassigned,
@@ -294,6 +496,11 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.store.byExternalID(ext))
 }
 
+// getWebhookSecret is GET /sandbox/webhook-secret: the hex secret webhooks are signed with.
+func (s *Server) getWebhookSecret(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"secret": hex.EncodeToString(s.secret)})
+}
+
 func (s *Server) getFaults(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.Faults())
 }
@@ -343,13 +550,16 @@ func (s *Server) trackingPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeBody reads a JSON request body of at most maxBody bytes.
-func decodeBody(r *http.Request, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+func decodeBody(r *http.Request, v any) error { return decodeBodyLimit(r, v, maxBody) }
+
+// decodeBodyLimit reads a JSON request body of at most limit bytes.
+func decodeBodyLimit(r *http.Request, v any, limit int64) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("reading the body: %w", err)
 	}
-	if len(b) > maxBody {
-		return fmt.Errorf("body over %d bytes", maxBody)
+	if int64(len(b)) > limit {
+		return fmt.Errorf("body over %d bytes", limit)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("malformed JSON: %w", err)

@@ -343,7 +343,7 @@ func TestInjectedFaults(t *testing.T) {
 
 		var f Faults
 		require.Equal(t, http.StatusOK, b.get(t, "/sandbox/faults", &f))
-		require.Equal(t, Faults{Latency: Duration(time.Millisecond)}, f)
+		require.Equal(t, Faults{Latency: Duration(time.Millisecond), BatchDelay: Duration(DefaultBatchDelay)}, f)
 		require.Equal(t, f, b.sandbox.Faults())
 
 		for _, bad := range []string{`{"error-rate": 2}`, `{"latency": "-1s"}`, `{"latency": 5}`, `{"typo-rate": 0.1}`, `[]`} {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"hash/maphash"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -20,9 +19,10 @@ type store struct {
 	seed   maphash.Seed
 	tasks  [shardCount]taskShard
 	byExt  [shardCount]extShard
-	stored atomic.Int64 // tasks created
-	extIDs atomic.Int64 // distinct external ids with at least one task
-	dupIDs atomic.Int64 // external ids with more than one task
+	stored atomic.Int64  // tasks created
+	seq    atomic.Uint64 // the last creation sequence number given
+	extIDs atomic.Int64  // distinct external ids with at least one task
+	dupIDs atomic.Int64  // external ids with more than one task
 }
 
 type taskShard struct {
@@ -58,6 +58,7 @@ func externalID(t *Task) (string, bool) {
 
 // add stores a new task and indexes its external id.
 func (s *store) add(t *Task) {
+	t.seq = s.seq.Add(1)
 	sh := &s.tasks[s.shard(t.ID)]
 	sh.mu.Lock()
 	sh.m[t.ID] = t
@@ -139,7 +140,7 @@ func (s *store) match(query []Metadata) []*Task {
 		sh.mu.RUnlock()
 	}
 	slices.SortFunc(out, func(a, b *Task) int {
-		return cmp.Or(cmp.Compare(a.TimeCreated, b.TimeCreated), strings.Compare(a.ID, b.ID))
+		return cmp.Or(cmp.Compare(a.TimeCreated, b.TimeCreated), cmp.Compare(a.seq, b.seq))
 	})
 	return out
 }
@@ -170,5 +171,19 @@ func (s *store) duplicated() []string {
 		es.mu.RUnlock()
 	}
 	slices.Sort(out)
+	return out
+}
+
+// all returns every task, in no order.
+func (s *store) all() []*Task {
+	out := make([]*Task, 0, s.stored.Load())
+	for i := range s.tasks {
+		sh := &s.tasks[i]
+		sh.mu.RLock()
+		for _, t := range sh.m {
+			out = append(out, t)
+		}
+		sh.mu.RUnlock()
+	}
 	return out
 }

@@ -44,6 +44,8 @@ type Task struct {
 	DelayTime               *float64          `json:"delayTime"`
 	EstimatedCompletionTime *int64            `json:"estimatedCompletionTime"`
 	EstimatedArrivalTime    *int64            `json:"estimatedArrivalTime"`
+
+	seq uint64 // creation order, finer than TimeCreated's milliseconds
 }
 
 // Task states.
@@ -185,8 +187,10 @@ func (b *createTaskBody) validate() *apiError {
 		return invalid("destination.address needs unparsed, or street and city")
 	}
 	if strings.Contains(strings.ToUpper(text), "UNGEOCODABLE") {
-		return &apiError{400, "InvalidContent", 1011, "The address could not be geocoded",
-			"No geocoding results for: " + strings.Join(strings.Fields(text), " ")}
+		return geocodingError(a, "")
+	}
+	if b.hasMarker(RejectMarker) {
+		return geocodingError(a, "refused on purpose: "+RejectMarker)
 	}
 	if len(b.Recipients) > 1 {
 		return invalid("a task has at most one recipient")
@@ -212,6 +216,16 @@ func (b *createTaskBody) validate() *apiError {
 		}
 	}
 	return nil
+}
+
+// geocodingError is Onfleet's 1011: the address could not be geocoded.
+func geocodingError(a *Address, why string) *apiError {
+	text := strings.Join(strings.Fields(strings.Join([]string{a.Unparsed, a.Number, a.Street, a.City, a.State, a.PostalCode, a.Country, a.Apartment}, " ")), " ")
+	cause := "No geocoding results for: " + text
+	if why != "" {
+		cause += " (" + why + ")"
+	}
+	return &apiError{400, "InvalidContent", 1011, "The address could not be geocoded", cause}
 }
 
 // validPhone accepts what a phone library would parse: digits with the usual punctuation, 7–15 digits.

@@ -16,16 +16,21 @@ import (
 
 // Onfleet webhook triggers the sandbox sends.
 const (
-	TriggerTaskStarted   = 0
-	TriggerTaskCompleted = 3
-	TriggerTaskFailed    = 4
-	TriggerTaskCreated   = 6
-	TriggerTaskAssigned  = 9
+	TriggerTaskStarted                 = 0
+	TriggerTaskCompleted               = 3
+	TriggerTaskFailed                  = 4
+	TriggerTaskCreated                 = 6
+	TriggerTaskAssigned                = 9
+	TriggerTaskBatchCreateJobCompleted = 19
 )
 
+// triggerNames are Onfleet's trigger ids and names (there is no 11); POST /webhooks accepts
+// any of them, the sandbox sends those above.
 var triggerNames = map[int]string{
-	TriggerTaskStarted: "taskStarted", TriggerTaskCompleted: "taskCompleted", TriggerTaskFailed: "taskFailed",
-	TriggerTaskCreated: "taskCreated", TriggerTaskAssigned: "taskAssigned",
+	0: "taskStarted", 1: "taskEta", 2: "taskArrival", 3: "taskCompleted", 4: "taskFailed", 5: "workerDuty",
+	6: "taskCreated", 7: "taskUpdated", 8: "taskDeleted", 9: "taskAssigned", 10: "taskUnassigned",
+	12: "taskDelayed", 13: "taskCloned", 14: "smsRecipientResponseMissed", 15: "workerCreated",
+	16: "workerDeleted", 17: "SMSRecipientOptOut", 18: "autoDispatchJobCompleted", 19: "taskBatchCreateJobCompleted",
 }
 
 // failureReasons are what the sandbox's workers give when a task fails. Onfleet reports "NONE"
@@ -70,21 +75,29 @@ const (
 )
 
 // lifecycle is one task's walk through its webhooks. One goroutine at a time owns it: the
-// scheduler while it waits in the heap, then a worker while it runs a step.
+// scheduler while it waits in the heap, then a worker while it runs a step. A lone event (a
+// batch job's completion) is a lifecycle at stepTail holding that event.
 type lifecycle struct {
 	taskID  string
 	step    int
 	due     time.Time
-	later   [][]byte // bodies to deliver after the next step's own event
-	holding bool     // the previous step's event is in later (reordered)
+	later   []event // events to deliver after the next step's own event
+	holding bool    // the previous step's event is in later (reordered)
+}
+
+// event is one webhook body and the trigger it is about, which picks its destinations.
+type event struct {
+	trigger int
+	body    []byte
 }
 
 // webhookSender runs every task's lifecycle: a scheduler goroutine keeps lifecycles in a heap
 // by due time and hands due ones to a fixed pool of workers, so thousands of tasks cost one
-// heap entry each, not a goroutine.
+// heap entry each, not a goroutine. Each event goes to the command line's webhook URL (every
+// trigger) and to the enabled webhooks registered for its trigger.
 type webhookSender struct {
 	s      *Server
-	url    string
+	url    string // from the command line; may be empty
 	secret []byte
 	step   time.Duration
 	client *http.Client
@@ -101,7 +114,7 @@ type webhookSender struct {
 }
 
 func newWebhookSender(s *Server, opts Options) *webhookSender {
-	secret, _ := hex.DecodeString(opts.WebhookSecret) // checked by Validate
+	secret := s.secret
 	workers := opts.WebhookWorkers
 	if workers == 0 {
 		workers = DefaultWebhookWorkers
@@ -133,10 +146,20 @@ func (ws *webhookSender) close() {
 	ws.client.CloseIdleConnections()
 }
 
-// start begins a new task's lifecycle.
-func (ws *webhookSender) start(taskID string) {
+// start begins a new task's lifecycle with its taskCreated event.
+func (ws *webhookSender) start(taskID string) { ws.startAt(taskID, stepCreated) }
+
+// startAt begins a new task's lifecycle at step: stepAssigned for a task created by a batch,
+// which has no taskCreated event.
+func (ws *webhookSender) startAt(taskID string, step int) {
 	ws.counts.inFlight.Add(1)
-	ws.push(&lifecycle{taskID: taskID, due: time.Now().Add(ws.jitter())})
+	ws.push(&lifecycle{taskID: taskID, step: step, due: time.Now().Add(ws.jitter())})
+}
+
+// send delivers one event that belongs to no task's lifecycle, as soon as a worker is free.
+func (ws *webhookSender) send(ev event) {
+	ws.counts.inFlight.Add(1)
+	ws.push(&lifecycle{step: stepTail, later: []event{ev}, due: time.Now()})
 }
 
 // jitter is one step ±50%.
@@ -210,10 +233,10 @@ func (ws *webhookSender) run(lc *lifecycle) {
 	f := ws.s.faults.Load()
 	held := lc.later
 	lc.later = nil
-	var batch [][]byte
+	var batch []event
 
 	if lc.step < stepTail {
-		body, ok := ws.advance(lc.taskID, lc.step, f.WebhookFailureRate)
+		ev, ok := ws.advance(lc.taskID, lc.step, f.WebhookFailureRate)
 		if !ok {
 			ws.counts.inFlight.Add(-1) // the task is gone
 			return
@@ -222,20 +245,20 @@ func (ws *webhookSender) run(lc *lifecycle) {
 		// last event (there is no next) and never two swaps in a row.
 		if lc.step < stepFinished && !lc.holding && ws.s.dice.hit(f.WebhookReorderRate) {
 			ws.counts.reordered.Add(1)
-			lc.later = append(lc.later, body)
+			lc.later = append(lc.later, ev)
 			lc.holding = true
 		} else {
-			batch = append(batch, body)
+			batch = append(batch, ev)
 			lc.holding = false
 		}
 		if ws.s.dice.hit(f.WebhookDuplicateRate) {
 			ws.counts.duplicated.Add(1)
-			lc.later = append(lc.later, body)
+			lc.later = append(lc.later, ev)
 		}
 	}
 	batch = append(batch, held...)
-	for _, body := range batch {
-		if !ws.deliver(body) && ws.ctx.Err() != nil {
+	for _, ev := range batch {
+		if !ws.deliver(ev) && ws.ctx.Err() != nil {
 			return
 		}
 	}
@@ -249,8 +272,8 @@ func (ws *webhookSender) run(lc *lifecycle) {
 	ws.push(lc)
 }
 
-// advance applies step to the stored task and returns the signed event's body.
-func (ws *webhookSender) advance(taskID string, step int, failureRate float64) ([]byte, bool) {
+// advance applies step to the stored task and returns its event.
+func (ws *webhookSender) advance(taskID string, step int, failureRate float64) (event, bool) {
 	s := ws.s
 	now := time.Now().UnixMilli()
 	trigger := TriggerTaskCreated
@@ -308,21 +331,50 @@ func (ws *webhookSender) advance(taskID string, step int, failureRate float64) (
 		t.TimeLastModified = now
 	})
 	if !ok {
-		return nil, false
+		return event{}, false
 	}
-	return mustJSON(WebhookPayload{
+	return event{trigger: trigger, body: mustJSON(WebhookPayload{
 		TaskID: taskID, Time: now, TriggerID: trigger, TriggerName: triggerNames[trigger],
 		WorkerID: worker, AdminID: admin, ActionContext: actor, Data: WebhookData{Task: t},
-	}), true
+	})}, true
 }
 
-// deliver posts one signed event, retrying with backoff until it is answered 200.
-func (ws *webhookSender) deliver(body []byte) bool {
-	signature := sign(ws.secret, body)
+// deliver sends one event to each of its destinations, signed, unless webhooks are switched
+// off. It reports false when a delivery was given up.
+func (ws *webhookSender) deliver(ev event) bool {
+	f := ws.s.faults.Load()
+	if f.WebhooksOff {
+		ws.counts.suppressed.Add(1)
+		return true
+	}
+	signature := sign(ws.secret, ev.body)
+	if ws.s.dice.hit(f.WebhookBadSignatureRate) {
+		ws.counts.badSignature.Add(1)
+		signature = sign(append([]byte("not the secret:"), ws.secret...), ev.body)
+	}
+	if ev.trigger == TriggerTaskBatchCreateJobCompleted {
+		ws.counts.batchCompleted.Add(1)
+	}
+	ok := true
+	if ws.url != "" {
+		ok = ws.deliverTo(ws.url, "", ev.body, signature) && ok
+	}
+	for _, h := range ws.s.webhooks.matching(ev.trigger) {
+		ok = ws.deliverTo(h.URL, h.ID, ev.body, signature) && ok
+	}
+	return ok
+}
 
+// deliverTo posts one signed event to one URL, retrying with backoff until it is answered 200.
+// hookID names the registered webhook the URL belongs to, "" for the command line's.
+func (ws *webhookSender) deliverTo(url, hookID string, body []byte, signature string) bool {
 	backoff := webhookBackoff
 	for attempt := 1; ; attempt++ {
-		if ws.post(body, signature) {
+		ok := ws.post(url, body, signature)
+		if hookID != "" {
+			ws.s.webhooks.record(hookID, ok)
+		}
+		if ok {
 			ws.counts.sent.Add(1)
 			return true
 		}
@@ -348,8 +400,8 @@ func sign(secret, body []byte) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
-func (ws *webhookSender) post(body []byte, signature string) bool {
-	req, err := http.NewRequestWithContext(ws.ctx, http.MethodPost, ws.url, bytes.NewReader(body))
+func (ws *webhookSender) post(url string, body []byte, signature string) bool {
+	req, err := http.NewRequestWithContext(ws.ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return false
 	}

@@ -35,20 +35,26 @@ type receiver struct {
 	t      *testing.T
 	mu     sync.Mutex
 	events map[string][]WebhookPayload
-	bodies map[string]int // times each body was answered 200
+	raws   map[string][]json.RawMessage // the same events as sent
+	bodies map[string]int               // times each body was answered 200
 	// failFirst answers 500 to the first delivery of each distinct body.
 	failFirst bool
 	seen      map[string]bool
 }
 
 func newReceiver(t *testing.T, failFirst bool) (*receiver, string) {
-	rc := &receiver{t: t, events: map[string][]WebhookPayload{}, bodies: map[string]int{}, seen: map[string]bool{}, failFirst: failFirst}
+	rc := &receiver{t: t, events: map[string][]WebhookPayload{}, raws: map[string][]json.RawMessage{},
+		bodies: map[string]int{}, seen: map[string]bool{}, failFirst: failFirst}
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	return rc, srv.URL + "/webhooks/onfleet"
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet { // Onfleet's validation of a webhook URL being registered
+		_, _ = io.WriteString(w, r.URL.Query().Get("check"))
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -77,6 +83,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc.events[p.TaskID] = append(rc.events[p.TaskID], p)
+	rc.raws[p.TaskID] = append(rc.raws[p.TaskID], body)
 	rc.bodies[string(body)]++
 }
 
@@ -89,6 +96,13 @@ func (rc *receiver) triggers(taskID string) []int {
 		out = append(out, p.TriggerID)
 	}
 	return out
+}
+
+// rawEvents returns the bodies received for a task ("" for events without one), in arrival order.
+func (rc *receiver) rawEvents(taskID string) []json.RawMessage {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]json.RawMessage(nil), rc.raws[taskID]...)
 }
 
 func (rc *receiver) payloads(taskID string) []WebhookPayload {
