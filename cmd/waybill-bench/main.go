@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	o := bench.Options{}
 	var serveEnv envList
 	fs.StringVar(&o.DatabaseURL, "database-url", defaultDB, "Postgres server to create the bench's own database `waybill_bench_<pid>` on (dropped at the end)")
-	fs.StringVar(&o.Mode, "mode", "all", "orders | backlog | webhooks | all")
+	fs.StringVar(&o.Mode, "mode", "all", "orders | backlog | webhooks | carrier | all")
 	fs.Float64Var(&o.Rate, "rate", 3000, "orders offered per second")
 	fs.DurationVar(&o.Duration, "duration", 60*time.Second, "how long orders (and webhooks) are offered")
 	fs.IntVar(&o.Backlog, "backlog", 100000, "orders in the backlog mode, and no-op jobs in River's reference")
@@ -60,6 +60,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.RefFetchPoll, "ref-fetch-poll", 20*time.Millisecond, "FetchPollInterval of River's no-op reference")
 	fs.BoolVar(&o.RefVariants, "ref-variants", false, "also drain River no-op jobs with the order payload in their args and without River's GIN indexes (what job size and those indexes cost)")
 	fs.BoolVar(&o.SkipRefs, "skip-refs", false, "skip the reference measurements (ratios are then not reported)")
+	fs.DurationVar(&o.CarrierLowDuration, "carrier-low-duration", 30*time.Second, "carrier mode: how long 1 order/s is offered (latency of a lone order)")
+	fs.Float64Var(&o.CarrierRate, "carrier-rate", 200, "carrier mode: steady one-row INSERTs per second")
+	fs.DurationVar(&o.CarrierDuration, "carrier-duration", 20*time.Second, "carrier mode: how long the steady load lasts")
+	fs.IntVar(&o.CarrierBulk, "carrier-bulk", 20000, "carrier mode: orders inserted in one statement")
+	fs.BoolVar(&o.CarrierWebhook, "carrier-webhook", true, "carrier mode: register Onfleet's batch-completed webhook (trigger 19), as `waybill carriers register` does; false: batches settle by polling only")
+	fs.StringVar(&o.SandboxBin, "sandbox-bin", "", "waybill binary whose sandbox carrier to run (default: the tested one)")
 	fs.Float64Var(&o.WebhookRate, "webhook-rate", 0, "webhook events offered per second (default: -rate)")
 	fs.DurationVar(&o.WebhookDuration, "webhook-duration", 0, "how long webhooks are offered (default: -duration)")
 	fs.IntVar(&o.WebhookConcurrency, "webhook-concurrency", 64, "concurrent webhook requests (keep-alive connections)")

@@ -27,7 +27,7 @@ import (
 func serveEnv(dbURL, addr, sandboxURL string) []string {
 	return []string{
 		"DATABASE_URL=" + dbURL, "WAYBILL_HTTP_ADDR=" + addr, "ONFLEET_BASE_URL=" + sandboxURL,
-		"ONFLEET_API_KEY=e2e", "ONFLEET_RATE_LIMIT=0", "WAYBILL_DISPATCH_WORKERS=40",
+		"ONFLEET_API_KEY=e2e", "WAYBILL_DISPATCH_WORKERS=40",
 		"WAYBILL_DB_MAX_CONNS=8", "WAYBILL_LOG_LEVEL=warn", "WAYBILL_CARRIER_TIMEOUT=2s",
 	}
 }

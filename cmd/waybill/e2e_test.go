@@ -24,7 +24,12 @@ type sandboxStats struct {
 	Requests              struct {
 		CreatedLate   int `json:"created_late"`
 		MetadataQuery int `json:"metadata_query"`
+		RateLimited   int `json:"rate_limited"`
 	} `json:"requests"`
+	RequestsByRoute map[string]int `json:"requests_by_route"`
+	Batch           struct {
+		Jobs int `json:"jobs"`
+	} `json:"batch"`
 	Webhooks struct {
 		InFlight   int `json:"in_flight"`
 		Duplicated int `json:"duplicated"`
@@ -66,7 +71,6 @@ func TestE2EKilledTwiceMidLoad(t *testing.T) {
 		"WAYBILL_HTTP_ADDR=" + addr,
 		"ONFLEET_BASE_URL=" + sandboxURL,
 		"ONFLEET_API_KEY=e2e",
-		"ONFLEET_RATE_LIMIT=0",
 		"WAYBILL_CARRIER_TIMEOUT=500ms",
 		"WAYBILL_JOB_TIMEOUT=5s",
 		"WAYBILL_RESCUE_AFTER=10s",

@@ -132,3 +132,14 @@ WHERE a.name = 'silence' AND a.state = 'firing'
   AND (o.id IS NULL
        OR o.status NOT IN ('dispatched', 'assigned', 'in_transit')
        OR EXISTS (SELECT 1 FROM waybill.order_events e WHERE e.order_id = o.id AND e.created_at >= @before::timestamptz));
+
+-- name: AlarmStuckBatches :many
+-- Per carrier, dispatch batches still unsettled that were sent before @before: the carrier's
+-- batch job does not finish, or its answer was lost and the lookup does not get through.
+SELECT carrier, count(*)::bigint AS batches, sum(cardinality(order_ids))::bigint AS orders,
+       min(created_at)::timestamptz AS oldest_created_at,
+       (array_agg(id ORDER BY id))[1:5]::bigint[] AS sample_batch_ids
+FROM waybill.dispatch_batches
+WHERE state <> 'finished' AND created_at < @before::timestamptz
+GROUP BY carrier
+ORDER BY carrier;

@@ -41,9 +41,9 @@ WHERE (order_id, event_key) IN (SELECT unnest(@order_ids::bigint[]), unnest(@eve
 
 -- name: OrderEventInsertMany :exec
 -- History rows, one per distinct carrier event ('' status: an informative event; 0: no webhook
--- event). A repeat is left out.
-INSERT INTO waybill.order_events (order_id, status, carrier_status, occurred_at, applied, event_key, webhook_event_id, details)
-SELECT order_id, nullif(status, ''), carrier_status, occurred_at, applied, event_key, nullif(webhook_event_id, 0), details
+-- event; learnt_by 'webhook' or 'poll'). A repeat is left out.
+INSERT INTO waybill.order_events (order_id, status, carrier_status, occurred_at, applied, event_key, webhook_event_id, details, learnt_by)
+SELECT order_id, nullif(status, ''), carrier_status, occurred_at, applied, event_key, nullif(webhook_event_id, 0), details, learnt_by
 FROM (SELECT unnest(@order_ids::bigint[])          AS order_id,
              unnest(@statuses::text[])             AS status,
              unnest(@carrier_statuses::text[])     AS carrier_status,
@@ -51,7 +51,8 @@ FROM (SELECT unnest(@order_ids::bigint[])          AS order_id,
              unnest(@applied::boolean[])           AS applied,
              unnest(@event_keys::text[])           AS event_key,
              unnest(@webhook_event_ids::bigint[])  AS webhook_event_id,
-             unnest(@details::jsonb[])             AS details) e
+             unnest(@details::jsonb[])             AS details,
+             unnest(@learnt_by::text[])            AS learnt_by) e
 ON CONFLICT (order_id, event_key) DO NOTHING;
 
 -- name: OrderApplyEventStatuses :exec

@@ -9,6 +9,11 @@ RETURNING *;
 -- name: OrderGetByExternalID :one
 SELECT * FROM waybill.orders WHERE external_id = @external_id;
 
+-- name: OrderPayloadEquals :one
+-- Whether a resubmitted payload is the stored one, compared as jsonb: key order and spacing
+-- aside, and numbers by value however large or precise (1e400, 2^53 + 1).
+SELECT payload = @payload::jsonb AS same FROM waybill.orders WHERE external_id = @external_id;
+
 -- name: OrderGetByID :one
 SELECT * FROM waybill.orders WHERE id = @id;
 
@@ -23,9 +28,13 @@ SELECT * FROM waybill.orders WHERE id = @id;
 -- compared as text so that the jobs are found by id: when statistics have seen few running
 -- jobs, a plain state = 'running' sends the generic plan to River's (state, …) index, which
 -- holds an entry for every running version not yet vacuumed.
+-- With @keep (WAYBILL_KEEP_FINISHED_JOBS) the jobs are completed instead, for River UI.
 WITH ended_jobs AS (
     DELETE FROM waybill.river_job
-    WHERE id = ANY(@job_ids::bigint[]) AND state::text = 'running'
+    WHERE NOT @keep::boolean AND id = ANY(@job_ids::bigint[]) AND state::text = 'running'
+), completed_jobs AS (
+    UPDATE waybill.river_job SET state = 'completed', finalized_at = now()
+    WHERE @keep::boolean AND id = ANY(@job_ids::bigint[]) AND state::text = 'running'
 )
 UPDATE waybill.orders o
 SET status        = CASE WHEN o.status = 'pending' THEN 'dispatched' ELSE o.status END,
@@ -53,5 +62,17 @@ SELECT unnest(@names::text[])
 ON CONFLICT (name) DO NOTHING;
 
 -- name: OrderGetForDispatchMany :many
--- What dispatch workers need, for a batch of them at once.
-SELECT id, kind, payload, status, carrier_ref, tracking_url FROM waybill.orders WHERE id = ANY(@ids::bigint[]);
+-- What dispatch workers need, for a batch of them at once, with the unfinished carrier batch an
+-- order sits in (0 for none): such an order is settled, never sent again.
+SELECT o.id, o.kind, o.payload, o.status, o.status_reason, o.carrier_ref, o.tracking_url,
+       coalesce((SELECT b.id FROM waybill.dispatch_batches b
+                 WHERE b.state <> 'finished' AND b.order_ids @> ARRAY[o.id]
+                 ORDER BY b.id DESC LIMIT 1), 0)::bigint AS batch_id
+FROM waybill.orders o
+WHERE o.id = ANY(@ids::bigint[]);
+
+-- name: DispatchBatchFinishAnswered :exec
+-- Batches of one whose order the completer records in the same transaction.
+UPDATE waybill.dispatch_batches
+SET state = 'finished', settled_by = 'answer', finished_at = now()
+WHERE id = ANY(@ids::bigint[]) AND state <> 'finished';

@@ -4,7 +4,8 @@
 -- commit. A redelivery (same carrier and event key, stored before or by a concurrent batch)
 -- returns no row and enqueues nothing; the caller sends each event key at most once per batch.
 -- The job rows are what River's InsertTx would write for webhook.TranslateArgs (kind, queue and
--- args must match internal/webhook/jobs.go); without a NOTIFY, translate workers find them by
+-- args must match internal/webhook/jobs.go; internal/migrate/river_contract_test.go checks the
+-- row against River's own insert); without a NOTIFY, translate workers find them by
 -- polling, as dispatch workers find the outbox's jobs.
 WITH ev AS (
     INSERT INTO waybill.webhook_events (carrier, event_key, body, headers, source_addr)
@@ -22,7 +23,7 @@ SELECT id, carrier, event_key FROM ev;
 
 -- name: WebhookEventGetMany :many
 -- The stored events a batch of translate jobs is about.
-SELECT id, carrier, event_key, body, outcome
+SELECT id, carrier, event_key, body, outcome, learnt_by
 FROM waybill.webhook_events
 WHERE id = ANY(@ids::bigint[]);
 
@@ -59,4 +60,11 @@ LIMIT @max_rows;
 -- compared as text so that the rows are found by id: River's (state, …) index keeps an entry for
 -- every past running version until vacuum, and the plan that scanned it (chosen when statistics
 -- saw no running job) cost more than all the rest of the batch.
-DELETE FROM waybill.river_job WHERE id = ANY(@ids::bigint[]) AND state::text = 'running';
+-- With @keep (WAYBILL_KEEP_FINISHED_JOBS, for newcomers in `waybill dev`) they are completed
+-- instead, so River UI shows them until River's cleaner deletes them.
+WITH deleted AS (
+    DELETE FROM waybill.river_job
+    WHERE NOT @keep::boolean AND id = ANY(@ids::bigint[]) AND state::text = 'running'
+)
+UPDATE waybill.river_job SET state = 'completed', finalized_at = now()
+WHERE @keep::boolean AND id = ANY(@ids::bigint[]) AND state::text = 'running';

@@ -31,6 +31,11 @@ const (
 	NameCarrierAuth       = "carrier_auth"
 	NameWebhookSignatures = "webhook_signatures"
 	NameSilence           = "silence"
+	NameStuckBatches      = "stuck_batches"
+	// NameWebhooksNotArriving: reconciliation keeps learning what webhooks should have said.
+	NameWebhooksNotArriving = "webhooks_not_arriving"
+	// NameCarrierWebhooks: a webhook Waybill needs is missing or disabled at the carrier.
+	NameCarrierWebhooks = "carrier_webhooks"
 )
 
 // Alarm states, as stored and as labelled in waybill_alarms_sent_total.
@@ -60,6 +65,14 @@ type Config struct {
 	// clean.
 	BadSignatureThreshold int64
 	BadSignatureWindow    time.Duration
+	// BatchStuckAfter: a dispatch batch unsettled for this long fires the stuck-batch alarm
+	// for its carrier (WAYBILL_BATCH_STUCK_AFTER, default 5m).
+	BatchStuckAfter time.Duration
+	// WebhookGapThreshold status changes learnt by reconciliation (not announced by any webhook)
+	// within WebhookGapWindow fire "webhooks not arriving" for that carrier
+	// (WAYBILL_WEBHOOK_GAP_THRESHOLD, WAYBILL_WEBHOOK_GAP_WINDOW; defaults 10 in 15m).
+	WebhookGapThreshold int64
+	WebhookGapWindow    time.Duration
 
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics // may be nil
@@ -78,6 +91,11 @@ func (c Config) withDefaults() Config {
 	def(&c.RemindAfter, 4*time.Hour)
 	def(&c.DeadLetterQuietAfter, 15*time.Minute)
 	def(&c.BadSignatureWindow, 10*time.Minute)
+	def(&c.BatchStuckAfter, 5*time.Minute)
+	def(&c.WebhookGapWindow, defaultWebhookGapWindow)
+	if c.WebhookGapThreshold <= 0 {
+		c.WebhookGapThreshold = defaultWebhookGapThreshold
+	}
 	if c.BadSignatureThreshold <= 0 {
 		c.BadSignatureThreshold = 5
 	}
@@ -115,6 +133,9 @@ func (c *Checker) Check(ctx context.Context, client *river.Client[pgx.Tx]) error
 		{NameCarrierAuth, c.checkCarrierAuth},
 		{NameWebhookSignatures, c.checkWebhookSignatures},
 		{NameSilence, c.checkSilence},
+		{NameStuckBatches, c.checkStuckBatches},
+		{NameWebhooksNotArriving, c.checkWebhooksNotArriving},
+		{NameCarrierWebhooks, c.checkCarrierWebhooks},
 	}
 	var errs []error
 	for _, ch := range checks {

@@ -4,6 +4,7 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -12,6 +13,7 @@ import (
 // large batches. Two flushers overlap one batch's round trips with the next one's build.
 type Batcher[Req, Res any] struct {
 	in       chan *batchItem[Req, Res]
+	stopped  chan struct{} // closed once Loop has returned: nothing runs any more
 	maxBatch int
 	// run does one batch; results are index-aligned with reqs.
 	run func(ctx context.Context, reqs []Req) ([]Res, error)
@@ -30,7 +32,7 @@ type batchResult[Res any] struct {
 // New returns a Batcher that runs at most maxBatch requests at once through run, whose results
 // are index-aligned with its requests. Call Loop to serve batches.
 func New[Req, Res any](maxBatch int, run func(context.Context, []Req) ([]Res, error)) *Batcher[Req, Res] {
-	return &Batcher[Req, Res]{in: make(chan *batchItem[Req, Res], 4*maxBatch), maxBatch: maxBatch, run: run}
+	return &Batcher[Req, Res]{in: make(chan *batchItem[Req, Res], 4*maxBatch), stopped: make(chan struct{}), maxBatch: maxBatch, run: run}
 }
 
 // Do sends req in the next batch and waits for its result.
@@ -39,19 +41,33 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	item := &batchItem[Req, Res]{req: req, done: make(chan batchResult[Res], 1)}
 	select {
 	case b.in <- item:
+	case <-b.stopped:
+		return zero, ErrStopped
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
 	select {
 	case r := <-item.done:
 		return r.res, r.err
+	case <-b.stopped:
+		select {
+		case r := <-item.done: // its batch ran before Loop returned
+			return r.res, r.err
+		default:
+			return zero, ErrStopped
+		}
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
 }
 
+// ErrStopped is the answer to a request that came, or was still queued, when Loop stopped:
+// it never ran.
+var ErrStopped = errors.New("batch: stopped")
+
 // Loop runs batches until ctx ends. A started batch finishes even then: callers may have acted
-// on the world (called a carrier) already.
+// on the world (called a carrier) already. Requests still queued then fail with ErrStopped.
+// Loop runs once per Batcher.
 func (b *Batcher[Req, Res]) Loop(ctx context.Context) {
 	const flushers = 2
 	done := make(chan struct{})
@@ -61,6 +77,9 @@ func (b *Batcher[Req, Res]) Loop(ctx context.Context) {
 			items := make([]*batchItem[Req, Res], 0, b.maxBatch)
 			reqs := make([]Req, 0, b.maxBatch)
 			for {
+				if ctx.Err() != nil {
+					return // before taking more: a select would pick at random
+				}
 				select {
 				case <-ctx.Done():
 					return
@@ -96,5 +115,15 @@ func (b *Batcher[Req, Res]) Loop(ctx context.Context) {
 	}
 	for range flushers {
 		<-done
+	}
+	// Queued requests never ran: tell their callers now, rather than at their deadlines.
+	close(b.stopped)
+	for {
+		select {
+		case it := <-b.in:
+			it.done <- batchResult[Res]{err: ErrStopped}
+		default:
+			return
+		}
 	}
 }

@@ -78,3 +78,46 @@ func TestBatcherDoReturnsWhenCallerGivesUp(t *testing.T) {
 	_, err := b.Do(ctx, 1)
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// Requests queued when Loop stops fail at once with ErrStopped, not at their callers' deadlines.
+func TestLoopStopFailsQueuedRequests(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var started atomic.Int64
+	b := New(1, func(_ context.Context, reqs []int) ([]int, error) {
+		started.Add(1)
+		<-release
+		return reqs, nil
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	go func() { defer close(loopDone); b.Loop(ctx) }()
+
+	const callers = 6
+	errs := make(chan error, callers)
+	for i := range callers {
+		go func() {
+			_, err := b.Do(context.Background(), i) // no deadline: only Loop can answer
+			errs <- err
+		}()
+	}
+	require.Eventually(t, func() bool { return started.Load() == 2 && len(b.in) == callers-2 }, 5*time.Second, time.Millisecond, "two batches running, the rest queued")
+	stop()
+	close(release)
+	<-loopDone
+	var ran, stopped int
+	for range callers {
+		switch err := <-errs; {
+		case err == nil:
+			ran++
+		case errors.Is(err, ErrStopped):
+			stopped++
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	require.Equal(t, 2, ran, "the batches that had started finished")
+	require.Equal(t, callers-2, stopped)
+	_, err := b.Do(context.Background(), 99)
+	require.ErrorIs(t, err, ErrStopped, "after Loop, Do fails at once")
+}

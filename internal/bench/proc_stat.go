@@ -1,16 +1,13 @@
 package bench
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+
+	"github.com/prometheus/procfs"
 )
 
-// clockTicks is Linux's USER_HZ, the unit of CPU times in /proc: 100 on every mainstream
-// architecture (reading sysconf(_SC_CLK_TCK) would need cgo).
+// clockTicks is Linux's USER_HZ, the unit of children's CPU times in /proc (procfs converts the
+// process's own, not cutime/cstime): 100 on every mainstream architecture.
 const clockTicks = 100
 
 // ProcStat is what /proc says about one process.
@@ -22,82 +19,50 @@ type ProcStat struct {
 
 // ReadProcStat reads /proc/<pid>/stat and status.
 func ReadProcStat(pid int) (ProcStat, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return ProcStat{}, err
 	}
-	ticks, _, err := parseStat(stat)
+	p, err := fs.Proc(pid)
+	if err != nil {
+		return ProcStat{}, err
+	}
+	stat, err := p.Stat()
 	if err != nil {
 		return ProcStat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	status, err := p.NewStatus()
 	if err != nil {
-		return ProcStat{}, err
+		return ProcStat{}, fmt.Errorf("/proc/%d/status: %w", pid, err)
 	}
-	rss, _ := statusKB(status, "VmRSS")
-	hwm, _ := statusKB(status, "VmHWM")
-	return ProcStat{CPUSeconds: float64(ticks) / clockTicks, RSSBytes: rss * 1024, PeakRSSBytes: hwm * 1024}, nil
+	return ProcStat{CPUSeconds: withChildren(stat), RSSBytes: int64(status.VmRSS), PeakRSSBytes: int64(status.VmHWM)}, nil
 }
 
-// parseStat returns utime+stime+cutime+cstime (clock ticks) and the command name from a
-// /proc/<pid>/stat line. The name is in parentheses and may itself hold spaces and ')', so
-// fields are counted from the last ')'.
-func parseStat(b []byte) (ticks uint64, comm string, err error) {
-	open, closing := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 0 || closing < open {
-		return 0, "", fmt.Errorf("malformed stat line")
-	}
-	comm = string(b[open+1 : closing])
-	// After ") ": field 3 (state) is fields[0]; utime is field 14, stime 15, cutime 16, cstime 17.
-	fields := strings.Fields(string(b[closing+1:]))
-	if len(fields) < 15 {
-		return 0, "", fmt.Errorf("stat line has %d fields after the name", len(fields))
-	}
-	for _, f := range fields[11:15] {
-		v, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, "", fmt.Errorf("cpu time %q: %w", f, err)
-		}
-		if v > 0 {
-			ticks += uint64(v)
-		}
-	}
-	return ticks, comm, nil
-}
-
-// statusKB reads a "Key:   1234 kB" line of /proc/<pid>/status.
-func statusKB(b []byte, key string) (int64, error) {
-	for line := range strings.SplitSeq(string(b), "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok || name != key {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			break
-		}
-		return strconv.ParseInt(fields[0], 10, 64)
-	}
-	return 0, fmt.Errorf("no %s in status", key)
+// withChildren is a process's CPU seconds plus those of the children it waited for.
+func withChildren(s procfs.ProcStat) float64 {
+	return s.CPUTime() + float64(max(s.CUTime, 0)+max(s.CSTime, 0))/clockTicks
 }
 
 // CommandCPUSeconds sums the CPU time of every process whose command name is comm, e.g. all of
 // Postgres's processes. Backends that exited were waited for by the postmaster, so their time
 // is in its cutime/cstime: the sum over an interval stays right as connections come and go.
 func CommandCPUSeconds(comm string) float64 {
-	paths, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var ticks uint64
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // exited meanwhile
-		}
-		t, c, err := parseStat(b)
-		if err == nil && c == comm {
-			ticks += t
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return 0
+	}
+	procs, err := fs.AllProcs()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, p := range procs {
+		s, err := p.Stat()
+		if err == nil && s.Comm == comm { // an error: it exited meanwhile
+			total += withChildren(s)
 		}
 	}
-	return float64(ticks) / clockTicks
+	return total
 }
 
 // MachineCPU is the machine's CPU time in seconds since boot, all cores: busy and total.
@@ -105,30 +70,20 @@ type MachineCPU struct{ Busy, Total float64 }
 
 // ReadMachineCPU reads the first line of /proc/stat.
 func ReadMachineCPU() (MachineCPU, error) {
-	b, err := os.ReadFile("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return MachineCPU{}, err
 	}
-	return parseMachineCPU(b)
+	st, err := fs.Stat()
+	if err != nil {
+		return MachineCPU{}, err
+	}
+	return machineCPU(st.CPUTotal), nil
 }
 
-func parseMachineCPU(b []byte) (MachineCPU, error) {
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	fields := strings.Fields(string(line))
-	if len(fields) < 6 || fields[0] != "cpu" {
-		return MachineCPU{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
-	}
-	var total, idle float64
-	// user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-	for i, f := range fields[1:min(len(fields), 9)] {
-		v, err := strconv.ParseFloat(f, 64)
-		if err != nil {
-			return MachineCPU{}, fmt.Errorf("/proc/stat: %w", err)
-		}
-		total += v
-		if i == 3 || i == 4 {
-			idle += v
-		}
-	}
-	return MachineCPU{Busy: (total - idle) / clockTicks, Total: total / clockTicks}, nil
+// machineCPU: guest and guest_nice are already counted in user and nice.
+func machineCPU(c procfs.CPUStat) MachineCPU {
+	idle := c.Idle + c.Iowait
+	total := c.User + c.Nice + c.System + c.Idle + c.Iowait + c.IRQ + c.SoftIRQ + c.Steal
+	return MachineCPU{Busy: total - idle, Total: total}
 }

@@ -4,43 +4,23 @@ import (
 	"os"
 	"testing"
 
+	"github.com/prometheus/procfs"
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseStat(t *testing.T) {
+func TestMachineCPU(t *testing.T) {
 	t.Parallel()
 
-	// A real line's shape; the name holds a space and a ')'.
-	line := []byte("4242 (post gres) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 10 5 20 0 1 0 123456 1000000 500 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n")
-	ticks, comm, err := parseStat(line)
-	require.NoError(t, err)
-	require.Equal(t, "post gres) x", comm)
-	require.Equal(t, uint64(250+75+10+5), ticks)
-
-	_, _, err = parseStat([]byte("garbage"))
-	require.Error(t, err)
-	_, _, err = parseStat([]byte("1 (x) S 1 2"))
-	require.Error(t, err)
-}
-
-func TestStatusKB(t *testing.T) {
-	t.Parallel()
-
-	status := []byte("Name:\twaybill\nVmPeak:\t 1500000 kB\nVmHWM:\t   81234 kB\nVmRSS:\t   60000 kB\n")
-	hwm, err := statusKB(status, "VmHWM")
-	require.NoError(t, err)
-	require.Equal(t, int64(81234), hwm)
-	_, err = statusKB(status, "VmSwap")
-	require.Error(t, err)
-}
-
-func TestParseMachineCPU(t *testing.T) {
-	t.Parallel()
-
-	m, err := parseMachineCPU([]byte("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n"))
-	require.NoError(t, err)
+	m := machineCPU(procfs.CPUStat{User: 1, System: 0.5, Idle: 8, Iowait: 0.5, Guest: 0.3})
 	require.InDelta(t, 1.5, m.Busy, 1e-9)
 	require.InDelta(t, 10.0, m.Total, 1e-9)
+}
+
+func TestWithChildren(t *testing.T) {
+	t.Parallel()
+
+	require.InDelta(t, 3.4, withChildren(procfs.ProcStat{UTime: 250, STime: 75, CUTime: 10, CSTime: 5}), 1e-9)
+	require.InDelta(t, 3.25, withChildren(procfs.ProcStat{UTime: 250, STime: 75, CUTime: -1}), 1e-9)
 }
 
 func TestReadProcStatSelf(t *testing.T) {
@@ -53,4 +33,14 @@ func TestReadProcStatSelf(t *testing.T) {
 	require.NoError(t, err)
 	require.Positive(t, s.PeakRSSBytes)
 	require.GreaterOrEqual(t, s.PeakRSSBytes, s.RSSBytes)
+	require.Positive(t, CommandCPUSeconds("bench.test")+CommandCPUSeconds(procComm(t)))
+	m, err := ReadMachineCPU()
+	require.NoError(t, err)
+	require.Greater(t, m.Total, m.Busy)
+}
+
+func procComm(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/comm")
+	require.NoError(t, err)
+	return string(b[:len(b)-1])
 }

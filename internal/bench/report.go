@@ -151,6 +151,18 @@ func checks(r *Results) []Check {
 			add(ph, "busiest statements (sampled)", queryLine(bl.Postgres.ByQuery, 3), "—", "INFO")
 		}
 	}
+	if c := r.Carrier; c != nil {
+		ph := fmt.Sprintf("carrier (%d req/s enforced, %d instances, batch webhook %v)", c.CarrierLimit, c.Instances, c.Webhook)
+		for _, l := range []CarrierLoad{c.Low, c.Steady, c.Bulk} {
+			if l.Orders == 0 {
+				continue
+			}
+			add(ph, l.What, fmt.Sprintf("all %d dispatched in %.1f s; insert→dispatched p50 %.2f s p99 %.2f s", l.Orders, l.Seconds, l.P50, l.P99), "—", "INFO")
+			add(ph, "  carrier requests", fmt.Sprintf("%d (%.4f per order, %d refused for rate); %.0f orders/s = %.1f orders/s per request/s allowed",
+				l.Requests, l.PerOrder, l.Refused, l.OrdersPerSecond, l.OrdersPerAllowed), "≤ 1% refused", verdict(float64(l.Refused) <= 0.01*float64(l.Requests)))
+			add(ph, "  tasks duplicated", fmt.Sprint(l.Duplicates), "0", verdict(l.Duplicates == 0))
+		}
+	}
 	return out
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/procfs"
 )
 
 // Options are waybill-bench's flags.
@@ -41,6 +42,14 @@ type Options struct {
 	SkipRefs         bool
 	RefVariants      bool // also drain with the order payload in the args, and without River's GIN indexes
 
+	// The carrier mode: a sandbox enforcing CarrierLimit requests/s, two instances.
+	CarrierLowDuration time.Duration // 1 order/s for this long
+	CarrierRate        float64       // steady one-row INSERTs per second
+	CarrierDuration    time.Duration
+	CarrierBulk        int    // orders in one INSERT
+	CarrierWebhook     bool   // register the batch-completed webhook (trigger 19)
+	SandboxBin         string // empty: WaybillBin
+
 	WebhookRate        float64 // 0: Rate
 	WebhookDuration    time.Duration
 	WebhookConcurrency int
@@ -57,7 +66,7 @@ type Options struct {
 }
 
 // Modes lists the valid -mode values.
-var Modes = []string{"orders", "backlog", "webhooks", "all"}
+var Modes = []string{"orders", "backlog", "webhooks", "carrier", "all"}
 
 // Validate reports the first bad option.
 func (o *Options) Validate() error {
@@ -99,6 +108,7 @@ type Results struct {
 	Orders   *OrdersResult   `json:"orders,omitempty"`
 	Webhooks *WebhooksResult `json:"webhooks,omitempty"`
 	Backlog  *BacklogResult  `json:"backlog,omitempty"`
+	Carrier  *CarrierResult  `json:"carrier,omitempty"`
 	Checks   []Check         `json:"checks"`
 	Errors   []string        `json:"errors,omitempty"`
 	Files    []string        `json:"files"`
@@ -211,7 +221,7 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) (err error
 	_, _ = rand.Read(secret)
 	absOut, _ := filepath.Abs(opts.OutDir)
 	b.bin = bin
-	b.stack = &stack{bin: bin, dbURL: b.db.url, outDir: absOut, secretHex: hex.EncodeToString(secret),
+	b.stack = &stack{bin: bin, sandboxBinary: opts.SandboxBin, dbURL: b.db.url, outDir: absOut, secretHex: hex.EncodeToString(secret),
 		serveEnv: opts.ServeEnv, pprof: opts.Pprof, logger: logger}
 	if opts.ServeDBParams != "" {
 		u, err := url.Parse(b.db.url)
@@ -252,7 +262,7 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) (err error
 	want := func(m string) bool { return mode == m || mode == "all" }
 
 	// References, on the same Postgres, before Waybill runs.
-	if !opts.SkipRefs && mode != "webhooks" {
+	if !opts.SkipRefs && mode != "webhooks" && mode != "carrier" {
 		logger.Info("reference: plain one-row INSERTs", "clients", opts.Clients, "duration", opts.RefDuration)
 		if r, err := measurePlainInsert(ctx, b.pool, opts.Clients, opts.RefDuration); err != nil {
 			phaseErr("reference plain INSERT", err)
@@ -341,6 +351,15 @@ func Run(ctx context.Context, opts Options, stdout, stderr io.Writer) (err error
 			phaseErr("webhooks", err)
 		}
 		res.Webhooks = r
+	}
+	if want("carrier") && ctx.Err() == nil {
+		r, err := b.runCarrier(ctx, carrierConfig{lowRate: 1, lowFor: opts.CarrierLowDuration,
+			steadyRate: opts.CarrierRate, steadyFor: opts.CarrierDuration, bulk: opts.CarrierBulk,
+			carrierLimit: 20, instances: 2, limit: 18, drainTimeout: opts.DrainTimeout, webhook: opts.CarrierWebhook})
+		if err != nil {
+			phaseErr("carrier", err)
+		}
+		res.Carrier = r
 	}
 	return b.finish(ctx, res, stdout)
 }
@@ -479,13 +498,15 @@ func machine() Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return m
 	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		if kb, err := statusKB(b, "MemTotal"); err == nil {
-			m.MemTotal = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
-		}
+	if l, err := fs.LoadAvg(); err == nil {
+		m.LoadAvg = fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
+	}
+	if mi, err := fs.Meminfo(); err == nil && mi.MemTotal != nil {
+		m.MemTotal = fmt.Sprintf("%.1f GiB", float64(*mi.MemTotal)/(1<<20))
 	}
 	return m
 }

@@ -18,14 +18,17 @@ import (
 // stack is the real Waybill under test: the waybill binary's sandbox carrier and service,
 // against the bench's own database, all on 127.0.0.1.
 type stack struct {
-	bin       string
-	dbURL     string
-	outDir    string
-	secretHex string
-	serveEnv  []string // the user's -serve-env overrides, applied last
-	serveDB   string   // DATABASE_URL of serve: dbURL plus -serve-db-params
-	pprof     bool     // serve Go's profiler (WAYBILL_PPROF_ADDR) for the bench to read
-	logger    *slog.Logger
+	bin string
+	// sandboxBinary runs the sandbox carrier when set: comparing an older waybill against
+	// today's sandbox, whose flags it may not have.
+	sandboxBinary string
+	dbURL         string
+	outDir        string
+	secretHex     string
+	serveEnv      []string // the user's -serve-env overrides, applied last
+	serveDB       string   // DATABASE_URL of serve: dbURL plus -serve-db-params
+	pprof         bool     // serve Go's profiler (WAYBILL_PPROF_ADDR) for the bench to read
+	logger        *slog.Logger
 
 	sandbox    *process
 	sandboxURL string
@@ -83,7 +86,7 @@ func (s *stack) startSandbox(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := startProcess("waybill sandbox", s.bin, []string{"sandbox", "--addr", addr}, benchEnv(), filepath.Join(s.outDir, "sandbox.log"))
+	p, err := startProcess("waybill sandbox", s.sandboxBin(), []string{"sandbox", "--addr", addr, "--rate-limit", "0"}, benchEnv(), filepath.Join(s.outDir, "sandbox.log"))
 	if err != nil {
 		return err
 	}
@@ -95,6 +98,8 @@ func (s *stack) startSandbox(ctx context.Context) error {
 	s.logger.Info("sandbox carrier ready", "url", s.sandboxURL, "pid", p.pid())
 	return nil
 }
+
+func (s *stack) sandboxBin() string { return cmp.Or(s.sandboxBinary, s.bin) }
 
 func (s *stack) startServe(ctx context.Context) error {
 	addr, err := freeAddr()

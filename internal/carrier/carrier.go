@@ -23,6 +23,9 @@ type Request struct {
 	ExternalID string
 	Kind       orders.Kind
 	Payload    orders.Payload
+	// BatchID is the waybill.dispatch_batches row the request belongs to; carriers that can
+	// store it on the task do, so one lookup finds every task of a batch.
+	BatchID int64
 }
 
 // Carrier creates tasks at one carrier. Implementations are safe for concurrent use.
@@ -35,6 +38,49 @@ type Carrier interface {
 	// so a retry after an ambiguous failure never creates a second task. ok is false when there
 	// is none.
 	FindTask(ctx context.Context, externalID string) (task Task, ok bool, err error)
+}
+
+// BatchCarrier is a carrier that creates many tasks in one request, asynchronously: the request
+// answers with a job id, and the job's results come later (by polling or by webhook).
+type BatchCarrier interface {
+	Carrier
+	// MaxBatch is the most tasks one request may carry.
+	MaxBatch() int
+	// CreateBatch starts creating the tasks of reqs (all of batchID) and returns the carrier's
+	// job id. Errors are *Error; an ambiguous one may have started the job.
+	CreateBatch(ctx context.Context, batchID int64, reqs []Request) (jobID string, err error)
+	// BatchStatus reads the job's progress; done is false while it runs (or its status is
+	// unknown to us).
+	BatchStatus(ctx context.Context, jobID string) (result BatchResult, done bool, err error)
+	// FindBatch looks up, in one request, the tasks that exist for batchID, by external id.
+	FindBatch(ctx context.Context, batchID int64) (map[string]Task, error)
+}
+
+// SyncBatchCarrier is a carrier whose batch endpoint answers with every task's outcome at once
+// (a configured carrier's create_batch). Dispatch records the batch before the request, as for
+// an async one; an ambiguous failure is settled by FindTask for each of its orders.
+type SyncBatchCarrier interface {
+	Carrier
+	// MaxBatch is the most tasks one request may carry.
+	MaxBatch() int
+	// CreateBatchSync creates the tasks of reqs (all of batchID) in one request. Errors are
+	// *Error and concern the whole request; one task's refusal is in the result.
+	CreateBatchSync(ctx context.Context, batchID int64, reqs []Request) (BatchResult, error)
+}
+
+// BatchResult is what became of each task of a batch, by external id. An external id in
+// neither map was not created.
+type BatchResult struct {
+	Created map[string]CreatedTask
+	// Refused holds the carrier's words for each task it would not create.
+	Refused map[string]string
+}
+
+// CreatedTask is a task a batch created, with the carrier's warning if it had one (e.g. a
+// doubtful address).
+type CreatedTask struct {
+	Task
+	Warning string
 }
 
 // ErrorClass says what dispatch should do about a failed carrier call.

@@ -5,7 +5,6 @@ package daemon
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -33,6 +32,8 @@ import (
 	"github.com/waybill/waybill/internal/migrate"
 	"github.com/waybill/waybill/internal/notify"
 	"github.com/waybill/waybill/internal/orders"
+	"github.com/waybill/waybill/internal/ratelimit"
+	"github.com/waybill/waybill/internal/reconcile"
 	"github.com/waybill/waybill/internal/webhook"
 )
 
@@ -44,6 +45,11 @@ type Options struct {
 	OnReady func(baseURL string)
 	// ShutdownTimeout bounds a graceful stop (default 20s).
 	ShutdownTimeout time.Duration
+	// MetricsListener serves /metrics when cfg.MetricsAddr is set; nil listens on it.
+	MetricsListener net.Listener
+	// RiverLogger is River's and River UI's logger (quieter than the service's); nil uses the
+	// service's.
+	RiverLogger *slog.Logger
 }
 
 // Serve runs Waybill until ctx ends.
@@ -51,17 +57,26 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = 20 * time.Second
 	}
+	// One line per failure per interval, however many loops and requests meet it (an outage).
+	logger = throttledLogger(logger, DefaultLogThrottle)
 	pool, err := newPool(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
-	if err := checkMigrated(ctx, cfg.DatabaseURL, logger); err != nil {
+	if err := checkMigrated(ctx, pool); err != nil {
 		return err
 	}
+	ownsRiver, err := ownsRiverTables(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if !ownsRiver {
+		logger.InfoContext(ctx, "this login does not own River's tables (waybill_service): River's nightly reindex is off; reindex as the owner (RUNBOOK)")
+	}
 
-	carriers, webhookSources, err := buildCarriers(cfg, logger)
+	carriers, limiters, webhookSources, err := buildCarriers(cfg, pool, logger)
 	if err != nil {
 		return err
 	}
@@ -99,23 +114,42 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		return err
 	}
 
-	completer := dispatch.NewBatchCompleter(pool, hooks, logger)
+	completer := dispatch.NewStore(dispatch.StoreConfig{Pool: pool, Hooks: hooks, Logger: logger, KeepFinishedJobs: cfg.KeepFinishedJobs > 0})
+	dispatcher := dispatch.NewDispatcher(dispatch.DispatcherConfig{
+		Pool:       pool,
+		Carriers:   carriers,
+		Limiters:   limiters,
+		Store:      completer,
+		Hooks:      hooks,
+		Logger:     logger,
+		StuckAfter: cfg.BatchStuckAfter,
+
+		CrashAfterBatchAnswer: cfg.TestCrashAt == "batch-answered",
+	})
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
-		Carriers:  carriers,
-		Completer: completer,
-		Pool:      pool,
-		Hooks:     hooks,
-		Logger:    logger,
+		Dispatcher: dispatcher,
+		Store:      completer,
+		Pool:       pool,
+		Logger:     logger,
 	}))
 	notify.AddWorkers(workers, notifier)
 	alarmCfg := alarm.Config{
 		BacklogAlertAfter: cfg.BacklogAlertAfter,
 		SilenceAlertAfter: cfg.SilenceAlertAfter,
+		BatchStuckAfter:   cfg.BatchStuckAfter,
 		Logger:            logger,
 		Metrics:           met,
+
+		CheckInterval:       cfg.AlarmCheckInterval,
+		WebhookGapThreshold: int64(cfg.WebhookGapThreshold),
+		WebhookGapWindow:    cfg.WebhookGapWindow,
 	}
 	alarm.AddWorkers(workers, pool, alarmCfg)
+	reconcilePeriodic, err := addReconcile(workers, reg, pool, cfg, carriers, logger)
+	if err != nil {
+		return err
+	}
 
 	sources, err := webhook.NewSources(webhookSources...)
 	if err != nil {
@@ -127,6 +161,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	}
 	pipeline, err := webhook.NewPipeline(webhook.Deps{
 		Pool: pool, Sources: sources, Logger: logger, CallbackEnabled: cfg.CallbackURL != "",
+		Batches: dispatcher, KeepFinishedJobs: cfg.KeepFinishedJobs > 0,
 	})
 	if err != nil {
 		return err
@@ -136,14 +171,16 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	}
 
 	queues := map[string]river.QueueConfig{
-		dispatch.QueueDispatch: {MaxWorkers: cfg.DispatchWorkers},
-		notify.QueueNotify:     {MaxWorkers: 20},
-		alarm.QueueAlarm:       {MaxWorkers: 1},
+		dispatch.QueueDispatch:   {MaxWorkers: cfg.DispatchWorkers},
+		notify.QueueNotify:       {MaxWorkers: 20},
+		alarm.QueueAlarm:         {MaxWorkers: 1},
+		reconcile.QueueReconcile: {MaxWorkers: 1},
 	}
 	// Translate and act jobs wait for their step's next batch (one transaction, one connection
 	// for all of them): many workers make large batches, and hold no connection while waiting.
 	maps.Copy(queues, webhook.Queues(500))
-	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, workers, queues, alarm.PeriodicJobs(alarmCfg), logger))
+	riverLogger := cmp.Or(opts.RiverLogger, logger)
+	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, ownsRiver, workers, queues, append(alarm.PeriodicJobs(alarmCfg), reconcilePeriodic...), riverLogger))
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
 	}
@@ -160,7 +197,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	if cfg.AdminUser != "" {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 			Endpoints: riverui.NewEndpoints(client, nil),
-			Logger:    logger,
+			Logger:    riverLogger, // it logs every API error, 404s included, at INFO
 			Prefix:    "/riverui",
 		})
 		if err != nil {
@@ -174,12 +211,23 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		logger.WarnContext(ctx, "River UI not mounted: WAYBILL_ADMIN_USER and WAYBILL_ADMIN_PASSWORD are not set")
 	}
 
+	// /metrics is unauthenticated: with WAYBILL_METRICS_ADDR it is served there only (bind it to
+	// a private interface), not on the public listener.
+	publicMetrics := metrics.Handler(reg)
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, opts.MetricsListener, publicMetrics, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		publicMetrics = nil
+	}
 	handler := httpapi.NewHandler(httpapi.Deps{
 		Orders:      orders.NewStore(pool),
 		IntakeToken: cfg.IntakeToken,
 		Logger:      logger,
 		Ready:       func(ctx context.Context) error { return metrics.Ready(ctx, pool, metrics.RiverRunning(client.Stopped)) },
-		Metrics:     metrics.Handler(reg),
+		Metrics:     publicMetrics,
 		Webhooks:    webhooks,
 		RiverUI:     riverUI,
 	})
@@ -211,6 +259,11 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	completerDone := make(chan struct{})
 	go func() { defer close(completerDone); completer.Run(completerCtx) }()
 	defer func() { stopCompleter(); <-completerDone }()
+	// The dispatcher too: its requests in flight finish and are recorded before it stops.
+	dispatcherCtx, stopDispatcher := context.WithCancel(context.WithoutCancel(ctx))
+	dispatcherDone := make(chan struct{})
+	go func() { defer close(dispatcherDone); dispatcher.Run(dispatcherCtx) }()
+	defer func() { stopDispatcher(); <-dispatcherDone }()
 	// So do the webhook pipeline's batches; webhook intake's group commit outlives the HTTP
 	// server, whose requests in flight at shutdown wait on it.
 	webhookCtx, stopWebhooks := context.WithCancel(context.WithoutCancel(ctx))
@@ -274,31 +327,49 @@ func newPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-func checkMigrated(ctx context.Context, databaseURL string, logger *slog.Logger) error {
-	m, err := migrate.New(ctx, databaseURL, logger)
+// checkMigrated refuses to serve a database that lacks migrations, without DDL: serve may run
+// as waybill_service, which reads and writes rows and nothing else.
+func checkMigrated(ctx context.Context, pool *pgxpool.Pool) error {
+	return migrate.CheckApplied(ctx, pool)
+}
+
+// ownsRiverTables reports whether the login may reindex River's job table (owns it, or is a
+// member of its owner).
+func ownsRiverTables(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var owns bool
+	err := pool.QueryRow(ctx, `SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1::regclass`,
+		migrate.Schema+".river_job").Scan(&owns)
 	if err != nil {
-		return err
+		return false, fmt.Errorf("check who owns River's tables: %w", err)
 	}
-	defer m.Close()
-	pending, err := m.Pending(ctx)
-	if err != nil {
-		return err
+	return owns, nil
+}
+
+// reindexIndexes is River's default when serve may reindex, none otherwise.
+func reindexIndexes(owns bool) []string {
+	if owns {
+		return nil
 	}
-	if pending {
-		return errors.New("the database has pending migrations: run `waybill migrate up` first")
-	}
-	return nil
+	return []string{}
 }
 
 // riverConfig tunes River for a dispatch queue that must keep up with thousands of orders a
 // second, and for crash recovery within two minutes.
-func riverConfig(cfg *config.Config, workers *river.Workers, queues map[string]river.QueueConfig, periodic []*river.PeriodicJob, logger *slog.Logger) *river.Config {
+func riverConfig(cfg *config.Config, ownsRiver bool, workers *river.Workers, queues map[string]river.QueueConfig, periodic []*river.PeriodicJob, logger *slog.Logger) *river.Config {
 	return &river.Config{
 		Schema:       migrate.Schema,
-		Logger:       logger,
+		Logger:       throttledLogger(logger, DefaultLogThrottle),
 		Workers:      workers,
 		Queues:       queues,
 		PeriodicJobs: periodic,
+		// No LISTEN: River's control channel (pause, resume, cancel) and its insert and
+		// leadership channels are plain NOTIFY, which Postgres lets any login that can connect
+		// send, so acting on them would let any such login pause every queue or cancel running
+		// jobs. Polling does the same work from tables only Waybill writes: producers fetch
+		// every FetchPollInterval (the outbox sends no NOTIFY anyway), poll queue settings and
+		// cancellation requests every 2 s (River UI's pause and cancel), and a resigned leader
+		// is replaced within 5 s. BENCHMARKS.md has the latency this costs.
+		PollOnly: true,
 		// The outbox trigger sends no NOTIFY (it would halve insert throughput), so idle
 		// producers poll; the cooldown lets a busy producer fetch again right away.
 		FetchPollInterval: cfg.DispatchPoll,
@@ -310,45 +381,57 @@ func riverConfig(cfg *config.Config, workers *river.Workers, queues map[string]r
 		// Finished jobs are evidence only briefly. Dead ones are copied into waybill.dead_jobs
 		// (which can re-insert a job River already deleted), but River UI can only show and
 		// retry jobs that still exist, so keep those a month.
-		CompletedJobRetentionPeriod: cfg.CompletedRetention,
+		CompletedJobRetentionPeriod: max(cfg.CompletedRetention, cfg.KeepFinishedJobs),
+		// River reindexes its job indexes daily, which only their owner may do. Under a login
+		// that owns nothing (waybill_service) the reindexer would fail every night: off, and
+		// ops reindex as the owner instead (RUNBOOK).
+		ReindexerIndexNames:         reindexIndexes(ownsRiver),
 		DiscardedJobRetentionPeriod: 30 * 24 * time.Hour,
 		CancelledJobRetentionPeriod: 30 * 24 * time.Hour,
 	}
 }
 
 // buildCarriers makes one adapter per configured carrier (Onfleet, plus those declared in
-// WAYBILL_CARRIERS_FILE) and their webhook sources. Each adapter is shared by all workers of the
-// process, so a carrier's rate limit holds across them.
-func buildCarriers(cfg *config.Config, logger *slog.Logger) (map[string]carrier.Carrier, []webhook.Source, error) {
+// WAYBILL_CARRIERS_FILE), the request budget of each carrier that has a rate limit (shared by
+// every instance through Postgres), and their webhook sources.
+func buildCarriers(cfg *config.Config, pool *pgxpool.Pool, logger *slog.Logger) (map[string]carrier.Carrier, map[string]carrier.Limiter, []webhook.Source, error) {
 	onfleetSource, err := webhook.NewOnfleet(cfg.OnfleetWebhookSecret)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	limiters := map[string]carrier.Limiter{}
+	if cfg.OnfleetRateLimit > 0 {
+		limiters[onfleet.Name] = ratelimit.NewShared(pool, onfleet.Name, cfg.OnfleetRateLimit, logger)
 	}
 	carriers := map[string]carrier.Carrier{
 		onfleet.Name: onfleet.New(onfleet.Options{
-			BaseURL:   cfg.OnfleetBaseURL,
-			APIKey:    cfg.OnfleetAPIKey,
-			RateLimit: cfg.OnfleetRateLimit,
-			Timeout:   cfg.CarrierTimeout,
-			Logger:    logger,
+			BaseURL: cfg.OnfleetBaseURL,
+			APIKey:  cfg.OnfleetAPIKey,
+			Limiter: limiters[onfleet.Name],
+			Timeout: cfg.CarrierTimeout,
+			Logger:  logger,
 		}),
 	}
 	sources := []webhook.Source{onfleetSource}
 	if cfg.CarriersFile == "" {
-		return carriers, sources, nil
+		return carriers, limiters, sources, nil
 	}
 	configs, err := generic.LoadFile(cfg.CarriersFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("WAYBILL_CARRIERS_FILE: %w", err)
+		return nil, nil, nil, fmt.Errorf("WAYBILL_CARRIERS_FILE: %w", err)
 	}
 	for _, gc := range configs {
 		gc.Timeout = cmp.Or(gc.Timeout, cfg.CarrierTimeout)
+		if gc.RateLimit > 0 {
+			limiters[gc.Name] = ratelimit.NewShared(pool, gc.Name, gc.RateLimit, logger)
+			gc.Limiter = limiters[gc.Name]
+		}
 		c, err := generic.New(gc, logger)
 		if err != nil {
-			return nil, nil, fmt.Errorf("WAYBILL_CARRIERS_FILE: %w", err)
+			return nil, nil, nil, fmt.Errorf("WAYBILL_CARRIERS_FILE: %w", err)
 		}
 		carriers[c.Name()] = c
 		sources = append(sources, c.WebhookSource())
 	}
-	return carriers, sources, nil
+	return carriers, limiters, sources, nil
 }

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+
 	"github.com/waybill/waybill/internal/alarm"
 	"github.com/waybill/waybill/internal/metrics"
 	"github.com/waybill/waybill/internal/webhook"
@@ -11,6 +13,12 @@ import (
 type dispatchHooks struct {
 	*metrics.Metrics
 	*alarm.Recorder
+}
+
+// BatchStuck counts a carrier batch job that did not finish in time; the tracker has logged it
+// and settles it by a lookup, and the stuck-batch alarm tells Slack.
+func (h dispatchHooks) BatchStuck(_ context.Context, carrier string, _ int64) {
+	h.Metrics.BatchStuck(carrier)
 }
 
 // webhookHooks counts webhook requests for /metrics and feeds bad signatures to the alarm.

@@ -378,6 +378,52 @@ func (q *Queries) AlarmSilentOrders(ctx context.Context, db DBTX, arg AlarmSilen
 	return items, nil
 }
 
+const alarmStuckBatches = `-- name: AlarmStuckBatches :many
+SELECT carrier, count(*)::bigint AS batches, sum(cardinality(order_ids))::bigint AS orders,
+       min(created_at)::timestamptz AS oldest_created_at,
+       (array_agg(id ORDER BY id))[1:5]::bigint[] AS sample_batch_ids
+FROM waybill.dispatch_batches
+WHERE state <> 'finished' AND created_at < $1::timestamptz
+GROUP BY carrier
+ORDER BY carrier
+`
+
+type AlarmStuckBatchesRow struct {
+	Carrier         string
+	Batches         int64
+	Orders          int64
+	OldestCreatedAt time.Time
+	SampleBatchIds  []int64
+}
+
+// Per carrier, dispatch batches still unsettled that were sent before @before: the carrier's
+// batch job does not finish, or its answer was lost and the lookup does not get through.
+func (q *Queries) AlarmStuckBatches(ctx context.Context, db DBTX, before time.Time) ([]AlarmStuckBatchesRow, error) {
+	rows, err := db.Query(ctx, alarmStuckBatches, before)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AlarmStuckBatchesRow{}
+	for rows.Next() {
+		var i AlarmStuckBatchesRow
+		if err := rows.Scan(
+			&i.Carrier,
+			&i.Batches,
+			&i.Orders,
+			&i.OldestCreatedAt,
+			&i.SampleBatchIds,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const carrierHealthList = `-- name: CarrierHealthList :many
 SELECT carrier, last_success_at, last_auth_failure_at, updated_at FROM waybill.carrier_health ORDER BY carrier
 `

@@ -13,7 +13,7 @@ import (
 )
 
 const deadJobListByJobID = `-- name: DeadJobListByJobID :many
-SELECT id, job_id, kind, queue, state, args, errors, attempts, reason, order_id, external_id, carrier, discarded_at, redriven_at, redriven_by, redriven_via, job, created_at FROM waybill.dead_jobs WHERE job_id = $1 ORDER BY id
+SELECT id, job_id, kind, queue, state, args, errors, attempts, reason, order_id, external_id, carrier, discarded_at, redriven_at, redriven_by, redriven_via, job, created_at, redriven_session_user FROM waybill.dead_jobs WHERE job_id = $1 ORDER BY id
 `
 
 // Every death of one job, first first.
@@ -45,6 +45,7 @@ func (q *Queries) DeadJobListByJobID(ctx context.Context, db DBTX, jobID int64) 
 			&i.RedrivenVia,
 			&i.Job,
 			&i.CreatedAt,
+			&i.RedrivenSessionUser,
 		); err != nil {
 			return nil, err
 		}

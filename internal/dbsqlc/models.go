@@ -86,6 +86,24 @@ type WaybillCarrierHealth struct {
 	UpdatedAt         time.Time
 }
 
+type WaybillCarrierRateLimit struct {
+	Carrier          string
+	Tokens           float64
+	UpdatedAt        time.Time
+	BlockedUntil     time.Time
+	HighWaitingUntil time.Time
+}
+
+type WaybillCarrierWebhookCheck struct {
+	Carrier   string
+	CheckedAt time.Time
+	Url       string
+	Missing   []string
+	Disabled  []string
+	Elsewhere []string
+	Error     string
+}
+
 type WaybillDeadJob struct {
 	ID          int64
 	JobID       int64
@@ -105,6 +123,8 @@ type WaybillDeadJob struct {
 	RedrivenVia *string
 	Job         []byte
 	CreatedAt   time.Time
+	// The database login that redrove the job (session_user); redriven_by is what the caller said.
+	RedrivenSessionUser *string
 }
 
 type WaybillDeadLettersByCarrier struct {
@@ -139,6 +159,22 @@ type WaybillDeadLettersOpen struct {
 	Reason      string
 	DiscardedAt time.Time
 	DeadFor     pgtype.Interval
+}
+
+type WaybillDispatchBatch struct {
+	ID           int64
+	Carrier      string
+	State        string
+	OrderIds     []int64
+	ExternalIds  []string
+	CarrierJobID *string
+	Results      []byte
+	SettledBy    *string
+	Error        *string
+	CreatedAt    time.Time
+	SubmittedAt  *time.Time
+	FinishedAt   *time.Time
+	LookupAt     *time.Time
 }
 
 type WaybillNotification struct {
@@ -182,6 +218,13 @@ type WaybillOrderEvent struct {
 	WebhookEventID pgtype.Int8
 	Details        []byte
 	CreatedAt      time.Time
+	LearntBy       string
+}
+
+type WaybillReconcileCheck struct {
+	OrderID      int64
+	CheckedAt    time.Time
+	CarrierState string
 }
 
 type WaybillRiverJob struct {
@@ -215,6 +258,7 @@ type WaybillWebhookEvent struct {
 	OutcomeDetail *string
 	OrderID       pgtype.Int8
 	TranslatedAt  *time.Time
+	LearntBy      string
 }
 
 type WaybillWebhookSignatureFailure struct {

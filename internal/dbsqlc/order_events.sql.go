@@ -53,8 +53,8 @@ func (q *Queries) OrderApplyEventStatuses(ctx context.Context, db DBTX, arg Orde
 }
 
 const orderEventInsertMany = `-- name: OrderEventInsertMany :exec
-INSERT INTO waybill.order_events (order_id, status, carrier_status, occurred_at, applied, event_key, webhook_event_id, details)
-SELECT order_id, nullif(status, ''), carrier_status, occurred_at, applied, event_key, nullif(webhook_event_id, 0), details
+INSERT INTO waybill.order_events (order_id, status, carrier_status, occurred_at, applied, event_key, webhook_event_id, details, learnt_by)
+SELECT order_id, nullif(status, ''), carrier_status, occurred_at, applied, event_key, nullif(webhook_event_id, 0), details, learnt_by
 FROM (SELECT unnest($1::bigint[])          AS order_id,
              unnest($2::text[])             AS status,
              unnest($3::text[])     AS carrier_status,
@@ -62,7 +62,8 @@ FROM (SELECT unnest($1::bigint[])          AS order_id,
              unnest($5::boolean[])           AS applied,
              unnest($6::text[])           AS event_key,
              unnest($7::bigint[])  AS webhook_event_id,
-             unnest($8::jsonb[])             AS details) e
+             unnest($8::jsonb[])             AS details,
+             unnest($9::text[])            AS learnt_by) e
 ON CONFLICT (order_id, event_key) DO NOTHING
 `
 
@@ -75,10 +76,11 @@ type OrderEventInsertManyParams struct {
 	EventKeys       []string
 	WebhookEventIds []int64
 	Details         [][]byte
+	LearntBy        []string
 }
 
 // History rows, one per distinct carrier event (” status: an informative event; 0: no webhook
-// event). A repeat is left out.
+// event; learnt_by 'webhook' or 'poll'). A repeat is left out.
 func (q *Queries) OrderEventInsertMany(ctx context.Context, db DBTX, arg OrderEventInsertManyParams) error {
 	_, err := db.Exec(ctx, orderEventInsertMany,
 		arg.OrderIds,
@@ -89,6 +91,7 @@ func (q *Queries) OrderEventInsertMany(ctx context.Context, db DBTX, arg OrderEv
 		arg.EventKeys,
 		arg.WebhookEventIds,
 		arg.Details,
+		arg.LearntBy,
 	)
 	return err
 }
@@ -132,7 +135,7 @@ func (q *Queries) OrderEventKeysKnown(ctx context.Context, db DBTX, arg OrderEve
 }
 
 const orderEventListByOrderID = `-- name: OrderEventListByOrderID :many
-SELECT id, order_id, status, carrier_status, occurred_at, applied, event_key, webhook_event_id, details, created_at FROM waybill.order_events
+SELECT id, order_id, status, carrier_status, occurred_at, applied, event_key, webhook_event_id, details, created_at, learnt_by FROM waybill.order_events
 WHERE order_id = $1
 ORDER BY occurred_at, id
 `
@@ -158,6 +161,7 @@ func (q *Queries) OrderEventListByOrderID(ctx context.Context, db DBTX, orderID 
 			&i.WebhookEventID,
 			&i.Details,
 			&i.CreatedAt,
+			&i.LearntBy,
 		); err != nil {
 			return nil, err
 		}

@@ -22,6 +22,18 @@ func (q *Queries) CarrierEnsure(ctx context.Context, db DBTX, names []string) er
 	return err
 }
 
+const dispatchBatchFinishAnswered = `-- name: DispatchBatchFinishAnswered :exec
+UPDATE waybill.dispatch_batches
+SET state = 'finished', settled_by = 'answer', finished_at = now()
+WHERE id = ANY($1::bigint[]) AND state <> 'finished'
+`
+
+// Batches of one whose order the completer records in the same transaction.
+func (q *Queries) DispatchBatchFinishAnswered(ctx context.Context, db DBTX, ids []int64) error {
+	_, err := db.Exec(ctx, dispatchBatchFinishAnswered, ids)
+	return err
+}
+
 const orderGetByExternalID = `-- name: OrderGetByExternalID :one
 SELECT id, external_id, carrier, kind, payload, status, status_reason, status_at, carrier_ref, tracking_url, created_at, updated_at, dispatched_at FROM waybill.orders WHERE external_id = $1
 `
@@ -73,19 +85,27 @@ func (q *Queries) OrderGetByID(ctx context.Context, db DBTX, id int64) (WaybillO
 }
 
 const orderGetForDispatchMany = `-- name: OrderGetForDispatchMany :many
-SELECT id, kind, payload, status, carrier_ref, tracking_url FROM waybill.orders WHERE id = ANY($1::bigint[])
+SELECT o.id, o.kind, o.payload, o.status, o.status_reason, o.carrier_ref, o.tracking_url,
+       coalesce((SELECT b.id FROM waybill.dispatch_batches b
+                 WHERE b.state <> 'finished' AND b.order_ids @> ARRAY[o.id]
+                 ORDER BY b.id DESC LIMIT 1), 0)::bigint AS batch_id
+FROM waybill.orders o
+WHERE o.id = ANY($1::bigint[])
 `
 
 type OrderGetForDispatchManyRow struct {
-	ID          int64
-	Kind        string
-	Payload     []byte
-	Status      string
-	CarrierRef  *string
-	TrackingUrl *string
+	ID           int64
+	Kind         string
+	Payload      []byte
+	Status       string
+	StatusReason *string
+	CarrierRef   *string
+	TrackingUrl  *string
+	BatchID      int64
 }
 
-// What dispatch workers need, for a batch of them at once.
+// What dispatch workers need, for a batch of them at once, with the unfinished carrier batch an
+// order sits in (0 for none): such an order is settled, never sent again.
 func (q *Queries) OrderGetForDispatchMany(ctx context.Context, db DBTX, ids []int64) ([]OrderGetForDispatchManyRow, error) {
 	rows, err := db.Query(ctx, orderGetForDispatchMany, ids)
 	if err != nil {
@@ -100,8 +120,10 @@ func (q *Queries) OrderGetForDispatchMany(ctx context.Context, db DBTX, ids []in
 			&i.Kind,
 			&i.Payload,
 			&i.Status,
+			&i.StatusReason,
 			&i.CarrierRef,
 			&i.TrackingUrl,
+			&i.BatchID,
 		); err != nil {
 			return nil, err
 		}
@@ -158,7 +180,10 @@ func (q *Queries) OrderInsert(ctx context.Context, db DBTX, arg OrderInsertParam
 const orderMarkDispatchedMany = `-- name: OrderMarkDispatchedMany :many
 WITH ended_jobs AS (
     DELETE FROM waybill.river_job
-    WHERE id = ANY($4::bigint[]) AND state::text = 'running'
+    WHERE NOT $4::boolean AND id = ANY($5::bigint[]) AND state::text = 'running'
+), completed_jobs AS (
+    UPDATE waybill.river_job SET state = 'completed', finalized_at = now()
+    WHERE $4::boolean AND id = ANY($5::bigint[]) AND state::text = 'running'
 )
 UPDATE waybill.orders o
 SET status        = CASE WHEN o.status = 'pending' THEN 'dispatched' ELSE o.status END,
@@ -178,6 +203,7 @@ type OrderMarkDispatchedManyParams struct {
 	Ids          []int64
 	CarrierRefs  []string
 	TrackingUrls []string
+	Keep         bool
 	JobIds       []int64
 }
 
@@ -197,11 +223,13 @@ type OrderMarkDispatchedManyRow struct {
 // compared as text so that the jobs are found by id: when statistics have seen few running
 // jobs, a plain state = 'running' sends the generic plan to River's (state, …) index, which
 // holds an entry for every running version not yet vacuumed.
+// With @keep (WAYBILL_KEEP_FINISHED_JOBS) the jobs are completed instead, for River UI.
 func (q *Queries) OrderMarkDispatchedMany(ctx context.Context, db DBTX, arg OrderMarkDispatchedManyParams) ([]OrderMarkDispatchedManyRow, error) {
 	rows, err := db.Query(ctx, orderMarkDispatchedMany,
 		arg.Ids,
 		arg.CarrierRefs,
 		arg.TrackingUrls,
+		arg.Keep,
 		arg.JobIds,
 	)
 	if err != nil {
@@ -240,4 +268,22 @@ func (q *Queries) OrderMarkRejected(ctx context.Context, db DBTX, arg OrderMarkR
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const orderPayloadEquals = `-- name: OrderPayloadEquals :one
+SELECT payload = $1::jsonb AS same FROM waybill.orders WHERE external_id = $2
+`
+
+type OrderPayloadEqualsParams struct {
+	Payload    []byte
+	ExternalID string
+}
+
+// Whether a resubmitted payload is the stored one, compared as jsonb: key order and spacing
+// aside, and numbers by value however large or precise (1e400, 2^53 + 1).
+func (q *Queries) OrderPayloadEquals(ctx context.Context, db DBTX, arg OrderPayloadEqualsParams) (bool, error) {
+	row := db.QueryRow(ctx, orderPayloadEquals, arg.Payload, arg.ExternalID)
+	var same bool
+	err := row.Scan(&same)
+	return same, err
 }

@@ -13,7 +13,7 @@ import (
 )
 
 const webhookEventGetMany = `-- name: WebhookEventGetMany :many
-SELECT id, carrier, event_key, body, outcome
+SELECT id, carrier, event_key, body, outcome, learnt_by
 FROM waybill.webhook_events
 WHERE id = ANY($1::bigint[])
 `
@@ -24,6 +24,7 @@ type WebhookEventGetManyRow struct {
 	EventKey string
 	Body     []byte
 	Outcome  *string
+	LearntBy string
 }
 
 // The stored events a batch of translate jobs is about.
@@ -42,6 +43,7 @@ func (q *Queries) WebhookEventGetMany(ctx context.Context, db DBTX, ids []int64)
 			&i.EventKey,
 			&i.Body,
 			&i.Outcome,
+			&i.LearntBy,
 		); err != nil {
 			return nil, err
 		}
@@ -88,7 +90,8 @@ type WebhookEventInsertManyRow struct {
 // commit. A redelivery (same carrier and event key, stored before or by a concurrent batch)
 // returns no row and enqueues nothing; the caller sends each event key at most once per batch.
 // The job rows are what River's InsertTx would write for webhook.TranslateArgs (kind, queue and
-// args must match internal/webhook/jobs.go); without a NOTIFY, translate workers find them by
+// args must match internal/webhook/jobs.go; internal/migrate/river_contract_test.go checks the
+// row against River's own insert); without a NOTIFY, translate workers find them by
 // polling, as dispatch workers find the outbox's jobs.
 func (q *Queries) WebhookEventInsertMany(ctx context.Context, db DBTX, arg WebhookEventInsertManyParams) ([]WebhookEventInsertManyRow, error) {
 	rows, err := db.Query(ctx, webhookEventInsertMany,
@@ -211,8 +214,18 @@ func (q *Queries) WebhookEventRecordOutcomes(ctx context.Context, db DBTX, arg W
 }
 
 const webhookJobDeleteRunning = `-- name: WebhookJobDeleteRunning :exec
-DELETE FROM waybill.river_job WHERE id = ANY($1::bigint[]) AND state::text = 'running'
+WITH deleted AS (
+    DELETE FROM waybill.river_job
+    WHERE NOT $1::boolean AND id = ANY($2::bigint[]) AND state::text = 'running'
+)
+UPDATE waybill.river_job SET state = 'completed', finalized_at = now()
+WHERE $1::boolean AND id = ANY($2::bigint[]) AND state::text = 'running'
 `
+
+type WebhookJobDeleteRunningParams struct {
+	Keep bool
+	Ids  []int64
+}
 
 // Ends a batch of the pipeline's translate or act jobs in the transaction that did their work.
 // The rows go rather than stay as completed: the event's outcome and the order's history are the
@@ -222,7 +235,9 @@ DELETE FROM waybill.river_job WHERE id = ANY($1::bigint[]) AND state::text = 'ru
 // compared as text so that the rows are found by id: River's (state, …) index keeps an entry for
 // every past running version until vacuum, and the plan that scanned it (chosen when statistics
 // saw no running job) cost more than all the rest of the batch.
-func (q *Queries) WebhookJobDeleteRunning(ctx context.Context, db DBTX, ids []int64) error {
-	_, err := db.Exec(ctx, webhookJobDeleteRunning, ids)
+// With @keep (WAYBILL_KEEP_FINISHED_JOBS, for newcomers in `waybill dev`) they are completed
+// instead, so River UI shows them until River's cleaner deletes them.
+func (q *Queries) WebhookJobDeleteRunning(ctx context.Context, db DBTX, arg WebhookJobDeleteRunningParams) error {
+	_, err := db.Exec(ctx, webhookJobDeleteRunning, arg.Keep, arg.Ids)
 	return err
 }

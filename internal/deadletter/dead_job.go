@@ -124,7 +124,10 @@ type TxBeginner interface {
 
 // RedriveOpts says who redrives, and whether for real.
 type RedriveOpts struct {
-	By string // recorded as dead_jobs.redriven_by; required
+	// By is recorded as dead_jobs.redriven_by; required. It is the caller's word (the CLI: the
+	// OS user); the database login that redrives is recorded beside it, as
+	// dead_jobs.redriven_session_user, whatever By says.
+	By string
 	// DryRun runs the redrive and rolls it back: the outcomes are exactly what a redrive would
 	// do at this moment, and nothing changes.
 	DryRun bool

@@ -27,6 +27,8 @@ func TestDockerCompose(t *testing.T) {
 		Environment map[string]string `yaml:"environment"`
 		DependsOn   yaml.Node         `yaml:"depends_on"`
 		Healthcheck map[string]any    `yaml:"healthcheck"`
+		NetworkMode string            `yaml:"network_mode"`
+		Ports       []string          `yaml:"ports"`
 	}
 	var compose struct {
 		Services map[string]service `yaml:"services"`
@@ -73,7 +75,14 @@ func TestDockerCompose(t *testing.T) {
 	require.Equal(t, waybill.Environment, compose.Services["migrate"].Environment)
 	cfg, err := config.FromEnv(func(k string) string { return waybill.Environment[k] })
 	require.NoError(t, err, "serve would refuse the waybill service's environment")
-	require.Equal(t, "http://sandbox:8081", cfg.OnfleetBaseURL)
+	// Tracking links are built by the sandbox from the address Waybill calls it at: Waybill shares
+	// the sandbox's network namespace and calls it at localhost:8081, which the host's browser
+	// opens through the sandbox's published port.
+	require.Equal(t, "http://localhost:8081", cfg.OnfleetBaseURL)
+	require.Equal(t, "service:sandbox", waybill.NetworkMode)
+	require.Empty(t, waybill.Ports, "a service in another's network namespace publishes through it")
+	require.Contains(t, compose.Services["sandbox"].Ports, "127.0.0.1:8081:8081")
+	require.Contains(t, compose.Services["sandbox"].Ports, "127.0.0.1:8080:8080", "Waybill's port, published by the namespace it lives in")
 	require.Zero(t, cfg.OnfleetRateLimit)
 	for _, k := range []string{"WAYBILL_INTAKE_TOKEN", "WAYBILL_ADMIN_USER", "WAYBILL_ADMIN_PASSWORD", "ONFLEET_WEBHOOK_SECRET", "SMTP_URL", "MAIL_FROM", "LOGISTICS_EMAIL"} {
 		require.NotEmpty(t, waybill.Environment[k], k)
@@ -86,7 +95,7 @@ func TestDockerCompose(t *testing.T) {
 	require.Positive(t, i)
 	require.Equal(t, waybill.Environment["ONFLEET_WEBHOOK_SECRET"], sandbox[i+1])
 	require.Equal(t, []string{"--addr", ":8081"}, sandbox[1:3])
-	require.Contains(t, sandbox, "http://waybill:8080/webhooks/onfleet")
+	require.Contains(t, sandbox, "http://localhost:8080/webhooks/onfleet")
 }
 
 // The build image follows the go directive, so a Go upgrade cannot leave the Dockerfile behind.

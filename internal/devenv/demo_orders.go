@@ -40,6 +40,12 @@ func ExampleInsert(externalID string) string {
 		sqlString(externalID), sqlString(demoCarrier), sqlString(string(payload)))
 }
 
+// ExampleExternalID is an external_id for the example INSERT that no other run prints, so the
+// INSERT `waybill dev` shows works again after a restart: SO-<UTC date-time>-<4 random hex>.
+func ExampleExternalID(now time.Time) string {
+	return "SO-" + now.UTC().Format("20060102-150405") + "-" + randomHex(2)
+}
+
 // sqlString is a standard SQL string literal.
 func sqlString(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"

@@ -8,7 +8,8 @@ import "github.com/riverqueue/river"
 const QueueDispatch = "dispatch"
 
 // Args are a dispatch job's arguments. The outbox trigger (waybill.orders_enqueue_dispatch)
-// writes them in SQL, so field names here and there must agree. Only the order's identity: the
+// writes them in SQL, so field names, kind, queue and max attempts here and there must agree:
+// internal/migrate/river_contract_test.go compares the trigger's row with River's own insert. Only the order's identity: the
 // worker reads the rest by primary key (a payload in River's GIN-indexed args slows every
 // INSERT the monolith makes).
 type Args struct {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,19 +18,17 @@ import (
 
 // WorkerConfig wires a Worker.
 type WorkerConfig struct {
-	Carriers  map[string]carrier.Carrier // by name, as in waybill.orders.carrier
-	Completer *BatchCompleter
-	Pool      *pgxpool.Pool
-	Hooks     Hooks
-	Logger    *slog.Logger
+	Dispatcher *Dispatcher
+	Store      *Store
+	Pool       *pgxpool.Pool
+	Logger     *slog.Logger
 	// AuthRetry is how often a job retries while the carrier refuses our credentials
 	// (default 1m). Such jobs are snoozed, not failed: no order is lost while ops fix the key.
 	AuthRetry time.Duration
-	// RateLimitWait is the wait after a 429 that names none (default 1s, jittered).
-	RateLimitWait time.Duration
 }
 
-// Worker dispatches one order to its carrier, never creating a second task for it.
+// Worker dispatches one order. Its job hands the order to the Dispatcher, which sends it with
+// whatever other orders of the same carrier are waiting, and waits for the order's own outcome.
 type Worker struct {
 	river.WorkerDefaults[Args]
 	cfg     WorkerConfig
@@ -42,120 +39,102 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.AuthRetry == 0 {
 		cfg.AuthRetry = time.Minute
 	}
-	if cfg.RateLimitWait == 0 {
-		cfg.RateLimitWait = time.Second
-	}
-	cfg.Hooks = hooksOrNop(cfg.Hooks)
 	return &Worker{cfg: cfg, queries: dbsqlc.New()}
 }
 
+// waitMargin is how long before its job's deadline a job stops waiting for its batch and
+// snoozes: the batch goes on without it, and the next run picks up its outcome.
+const waitMargin = 2 * time.Second
+
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	a := job.Args
-	logger := w.cfg.Logger.With("order_id", a.OrderID, "external_id", a.ExternalID, "job_id", job.ID, "carrier", a.Carrier)
-	c, ok := w.cfg.Carriers[a.Carrier]
-	if !ok {
-		// In waybill.carriers but not configured here: retry, config may come back.
-		return fmt.Errorf("carrier %q is not configured in this service", a.Carrier)
-	}
+	logger := w.cfg.Logger.With("order_id", a.OrderID, "job_id", job.ID, "carrier", a.Carrier)
 
-	order, exists, err := w.cfg.Completer.Load(ctx, a.OrderID)
+	order, exists, err := w.cfg.Store.Load(ctx, a.OrderID)
 	if err != nil {
 		return fmt.Errorf("load order %d: %w", a.OrderID, err)
 	}
 	if !exists {
 		return river.JobCancel(fmt.Errorf("order %d no longer exists", a.OrderID))
 	}
-	if order.CarrierRef != nil {
+	switch {
+	case order.CarrierRef != nil:
 		// Already at the carrier (a retried or redriven job whose earlier run got through).
-		task := carrier.Task{ID: *order.CarrierRef}
-		if order.TrackingUrl != nil {
-			task.TrackingURL = *order.TrackingUrl
-		}
-		return w.complete(ctx, job, task)
+		return w.end(ctx, job)
+	case order.Status == string(orders.StatusRejected):
+		// Its batch's settlement recorded the carrier's refusal: end the job as dead.
+		return river.JobCancel(fmt.Errorf("carrier refused order %d: %s", a.OrderID, deref(order.StatusReason)))
 	}
 	var payload orders.Payload
 	if err := json.Unmarshal(order.Payload, &payload); err != nil {
 		// Validated at INSERT, so only a hand-edited row gets here; retrying will not help.
 		return river.JobCancel(fmt.Errorf("order %d: unreadable payload: %w", a.OrderID, err))
 	}
+	req := carrier.Request{OrderID: a.OrderID, ExternalID: a.ExternalID, Kind: orders.Kind(order.Kind), Payload: payload}
 
-	var (
-		task  carrier.Task
-		found bool
-	)
-	// Carriers have no idempotency key. Any earlier attempt (timed out, cut off, killed with the
-	// process) may have created the task, so look it up by our reference before creating again.
-	if job.Attempt > 1 {
-		err := w.call(ctx, a.Carrier, "find", func(ctx context.Context) error {
-			var err error
-			task, found, err = c.FindTask(ctx, a.ExternalID)
-			return err
-		})
-		if err != nil {
-			return w.failed(ctx, logger, a, err)
-		}
-		if found {
-			logger.InfoContext(ctx, "carrier task found from an earlier attempt", "carrier_ref", task.ID, "attempt", job.Attempt)
-		}
+	waitCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithDeadline(ctx, deadline.Add(-waitMargin))
+		defer cancel()
 	}
-	if !found {
-		req := carrier.Request{OrderID: a.OrderID, ExternalID: a.ExternalID, Kind: orders.Kind(order.Kind), Payload: payload}
-		err := w.call(ctx, a.Carrier, "create", func(ctx context.Context) error {
-			var err error
-			task, err = c.CreateTask(ctx, req)
-			return err
-		})
-		if err != nil {
-			return w.failed(ctx, logger, a, err)
-		}
-	}
-	if err := w.complete(ctx, job, task); err != nil {
-		return err
-	}
-	logger.DebugContext(ctx, "order dispatched", "carrier_ref", task.ID)
-	return nil
-}
-
-func (w *Worker) complete(ctx context.Context, job *river.Job[Args], task carrier.Task) error {
-	if err := w.cfg.Completer.Complete(ctx, job.ID, job.Args.OrderID, task); err != nil {
-		return fmt.Errorf("record dispatch of order %d: %w", job.Args.OrderID, err)
-	}
-	return nil
-}
-
-// call runs one carrier operation, waiting out 429s in place so they use up no attempt, and
-// snoozing the job when the wait would outlast it.
-func (w *Worker) call(ctx context.Context, carrierName, op string, fn func(context.Context) error) error {
+	batchID := order.BatchID
 	for {
-		err := fn(ctx)
-		class := carrier.ClassOf(err)
-		if err == nil {
-			w.cfg.Hooks.CarrierRequest(carrierName, op, "ok")
-			w.cfg.Hooks.CarrierAuth(ctx, carrierName, true)
-			return nil
+		var ch <-chan outcome
+		if batchID != 0 {
+			// An earlier run's request is unsettled: never send again before it is.
+			ch, err = w.cfg.Dispatcher.await(waitCtx, batchID, job.ID, a.OrderID)
+		} else {
+			ch, err = w.cfg.Dispatcher.dispatch(waitCtx, a.Carrier, job.ID, req)
 		}
-		w.cfg.Hooks.CarrierRequest(carrierName, op, class.String())
-		if class == carrier.Unauthorized {
-			w.cfg.Hooks.CarrierAuth(ctx, carrierName, false)
+		if err != nil {
+			return w.waitEnded(ctx, err)
 		}
-		if class != carrier.RateLimited {
-			return err
-		}
-		wait := w.cfg.RateLimitWait
-		var ce *carrier.Error
-		if errors.As(err, &ce) && ce.RetryAfter > 0 {
-			wait = ce.RetryAfter
-		}
-		wait += time.Duration(rand.Int64N(int64(wait)/2 + 1))
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < 2*wait {
-			return river.JobSnooze(wait)
-		}
+		var o outcome
 		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
+		case o = <-ch:
+		case <-waitCtx.Done():
+			return w.waitEnded(ctx, waitCtx.Err())
+		}
+		switch {
+		case o.created:
+			logger.DebugContext(ctx, "order dispatched")
+			return nil
+		case o.refused != "":
+			logger.WarnContext(ctx, "carrier rejected order", "reason", o.refused)
+			return river.JobCancel(fmt.Errorf("carrier refused order %d: %s", a.OrderID, o.refused))
+		case o.resend:
+			batchID = 0
+			continue
+		case errors.Is(o.err, errStopping):
+			return river.JobSnooze(time.Second)
+		default:
+			return w.failed(ctx, logger, a, o.err)
 		}
 	}
+}
+
+// waitEnded is a job that stopped waiting for its order's outcome: at its deadline it snoozes
+// (the request goes on, and the next run settles from it); on shutdown it returns the error.
+func (w *Worker) waitEnded(ctx context.Context, err error) error {
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return river.JobSnooze(time.Second)
+	}
+	return err
+}
+
+func (w *Worker) end(ctx context.Context, job *river.Job[Args]) error {
+	if err := w.cfg.Store.End(ctx, job.ID); err != nil {
+		return fmt.Errorf("end dispatch job of order %d: %w", job.Args.OrderID, err)
+	}
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // failed decides what a carrier failure does to the job.

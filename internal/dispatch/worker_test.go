@@ -1,10 +1,10 @@
 package dispatch_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +26,7 @@ import (
 	"github.com/waybill/waybill/internal/carrier/sandbox"
 	"github.com/waybill/waybill/internal/dbtest"
 	"github.com/waybill/waybill/internal/dispatch"
+	"github.com/waybill/waybill/internal/ratelimit"
 )
 
 const payload = `{"recipient":{"name":"Ada Lovelace","phone":"+14155550100"},
@@ -62,13 +63,17 @@ func (b *testBundle) tasksFor(t *testing.T, externalID string) []sandbox.Task {
 type setupOpts struct {
 	sandbox       sandbox.Options
 	clientTimeout time.Duration
+	rateLimit     float64 // requests/s shared through Postgres; 0: none
+	stuckAfter    time.Duration
+	workers       int // River's dispatch workers (default 20)
+	keepFinished  bool
 }
 
 // setup runs a real River client with the dispatch worker against a real sandbox carrier.
 func setup(t *testing.T, opts setupOpts) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.DiscardHandler)
 	pool, _ := dbtest.NewPool(t)
 
 	sb := sandbox.New(opts.sandbox, logger)
@@ -80,18 +85,31 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		opts.clientTimeout = 5 * time.Second
 	}
 	hooks := &recordingHooks{}
-	completer := dispatch.NewBatchCompleter(pool, hooks, logger)
+	completer := dispatch.NewStore(dispatch.StoreConfig{Pool: pool, Hooks: hooks, Logger: logger, KeepFinishedJobs: opts.keepFinished})
+	limiters := map[string]carrier.Limiter{}
+	if opts.rateLimit > 0 {
+		limiters["onfleet"] = ratelimit.NewShared(pool, "onfleet", opts.rateLimit, logger)
+	}
+	dispatcher := dispatch.NewDispatcher(dispatch.DispatcherConfig{
+		Pool: pool,
+		Carriers: map[string]carrier.Carrier{"onfleet": onfleet.New(onfleet.Options{
+			BaseURL: srv.URL, APIKey: "test-key", Timeout: opts.clientTimeout, Logger: logger, Limiter: limiters["onfleet"],
+		})},
+		Limiters:       limiters,
+		Store:          completer,
+		Hooks:          hooks,
+		Logger:         logger,
+		AmbiguousAfter: time.Second,
+		PollEvery:      200 * time.Millisecond,
+		StuckAfter:     cmp.Or(opts.stuckAfter, time.Minute),
+	})
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
-		Carriers: map[string]carrier.Carrier{"onfleet": onfleet.New(onfleet.Options{
-			BaseURL: srv.URL, APIKey: "test-key", Timeout: opts.clientTimeout, Logger: logger,
-		})},
-		Completer:     completer,
-		Pool:          pool,
-		Hooks:         hooks,
-		Logger:        logger,
-		AuthRetry:     200 * time.Millisecond,
-		RateLimitWait: 20 * time.Millisecond,
+		Dispatcher: dispatcher,
+		Store:      completer,
+		Pool:       pool,
+		Logger:     logger,
+		AuthRetry:  200 * time.Millisecond,
 	}))
 	maxAttempt := &atomic.Int64{}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
@@ -105,7 +123,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 			})},
 		Logger:            logger,
 		Workers:           workers,
-		Queues:            map[string]river.QueueConfig{dispatch.QueueDispatch: {MaxWorkers: 20}},
+		Queues:            map[string]river.QueueConfig{dispatch.QueueDispatch: {MaxWorkers: cmp.Or(opts.workers, 20)}},
 		FetchPollInterval: 20 * time.Millisecond,
 		FetchCooldown:     5 * time.Millisecond,
 		RetryPolicy:       fastRetry{},
@@ -115,11 +133,16 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); completer.Run(cctx) }()
+	dctx, stopDispatcher := context.WithCancel(ctx)
+	dispatcherDone := make(chan struct{})
+	go func() { defer close(dispatcherDone); dispatcher.Run(dctx) }()
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() {
 		stopCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
 		defer stop()
 		require.NoError(t, client.Stop(stopCtx))
+		stopDispatcher()
+		<-dispatcherDone
 		cancel()
 		<-done
 	})
@@ -285,8 +308,19 @@ func (h *recordingHooks) count(k string) int {
 	return h.counts[k]
 }
 
-func (h *recordingHooks) CarrierRequest(_, op, outcome string) { h.inc(op + ":" + outcome) }
-func (h *recordingHooks) Dispatched(time.Time, time.Time)      { h.inc("dispatched") }
+func (h *recordingHooks) CarrierRequest(_, op, outcome string)      { h.inc(op + ":" + outcome) }
+func (h *recordingHooks) Dispatched(time.Time, time.Time)           { h.inc("dispatched") }
+func (h *recordingHooks) BatchStuck(context.Context, string, int64) { h.inc("stuck") }
 func (h *recordingHooks) CarrierAuth(_ context.Context, _ string, ok bool) {
 	h.inc(fmt.Sprintf("auth:%v", ok))
+}
+
+// WAYBILL_KEEP_FINISHED_JOBS: the order is recorded the same, and its job stays, completed, for
+// River UI (and River's cleaner), instead of being deleted.
+func TestDispatchKeepsFinishedJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{keepFinished: true})
+	insertOrders(t, b.pool, "KEEP", 3, payload)
+	waitFor(t, b.pool, 3, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
+	waitFor(t, b.pool, 3, 5*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order' AND state = 'completed' AND finalized_at IS NOT NULL`)
 }

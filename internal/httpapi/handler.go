@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -10,15 +11,31 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/waybill/waybill/internal/orders"
 )
 
 // maxOrderBody bounds an intake request; a canonical order is a few KiB.
 const maxOrderBody = 1 << 20
+
+// DefaultRequestTimeout bounds each intake request (POST and GET /v1/orders): a producer gets 503
+// with Retry-After rather than waiting on a Postgres that does not answer.
+const DefaultRequestTimeout = 10 * time.Second
+
+// retryAfterSeconds is what a 503 asks the producer to wait before trying again.
+const retryAfterSeconds = 5
+
+// maxExternalID is the longest external_id an order can have (see waybill.orders).
+const maxExternalID = 200
 
 // WebhookHandler receives carrier webhooks (internal/webhook).
 type WebhookHandler interface {
@@ -31,25 +48,31 @@ type Deps struct {
 	Orders      *orders.Store
 	IntakeToken string // empty: POST /v1/orders answers 401 to everyone
 	Logger      *slog.Logger
-	// Ready reports why the service cannot serve (nil when it can) for /readyz.
+	// Ready reports why the service cannot serve (nil when it can) for /readyz. The error is
+	// logged; the answer shows only its PublicReason (see metrics.NotReadyError), if it has one.
 	Ready    func(ctx context.Context) error
 	Metrics  http.Handler
 	Webhooks WebhookHandler
 	// RiverUI is mounted at /riverui/, already behind admin auth (see BasicAuth); nil when no
-	// admin credentials are configured.
+	// admin credentials are configured. NewHandler adds cross-origin and framing protection.
 	RiverUI http.Handler
+	// RequestTimeout bounds each intake request; 0 means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
 
 type api struct{ Deps }
 
 // NewHandler lists every route Waybill serves.
 func NewHandler(d Deps) http.Handler {
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = DefaultRequestTimeout
+	}
 	a := &api{d}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.HandleFunc("POST /v1/orders", a.requireToken(a.createOrder))
-	mux.HandleFunc("GET /v1/orders/{external_id}", a.requireToken(a.getOrder))
+	mux.HandleFunc("POST /v1/orders", a.requireToken(a.bounded(a.createOrder)))
+	mux.HandleFunc("GET /v1/orders/{external_id}", a.requireToken(a.bounded(a.getOrder)))
 	if d.Metrics != nil {
 		mux.Handle("GET /metrics", d.Metrics)
 	}
@@ -58,7 +81,7 @@ func NewHandler(d Deps) http.Handler {
 		mux.HandleFunc("POST /webhooks/{carrier}", d.Webhooks.ServeEvent)
 	}
 	if d.RiverUI != nil {
-		mux.Handle("/riverui/", d.RiverUI)
+		mux.Handle("/riverui/", AdminPage(d.RiverUI))
 	} else {
 		mux.HandleFunc("/riverui/", func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusNotFound, errorBody{Error: "River UI is off: set WAYBILL_ADMIN_USER and WAYBILL_ADMIN_PASSWORD"})
@@ -67,14 +90,33 @@ func NewHandler(d Deps) http.Handler {
 	return mux
 }
 
+// readyz is unauthenticated: the answer names the failing dependency only ("database
+// unreachable"), never a host, user or database name; the detail goes to the log.
 func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
+	w.Header().Set("Cache-Control", "no-store")
 	if err := a.Ready(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		reason := "not ready"
+		var public interface{ PublicReason() string }
+		if errors.As(err, &public) {
+			reason = public.PublicReason()
+		}
+		a.Logger.WarnContext(ctx, "not ready", "reason", reason, "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// bounded gives an intake request its deadline (RequestTimeout): past it, the database work is
+// abandoned and the producer gets 503 with Retry-After (see writeError).
+func (a *api) bounded(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.RequestTimeout)
+		defer cancel()
+		next(w, r.WithContext(ctx))
+	}
 }
 
 type createOrderRequest struct {
@@ -113,8 +155,11 @@ func (a *api) createOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var problems []orders.Problem
-	if strings.TrimSpace(req.ExternalID) == "" {
+	switch {
+	case strings.TrimSpace(req.ExternalID) == "":
 		problems = append(problems, orders.Problem{Field: "external_id", Problem: "required non-empty string"})
+	case strings.ContainsRune(req.ExternalID, 0):
+		problems = append(problems, orders.Problem{Field: "external_id", Problem: "must not contain NUL characters"})
 	}
 	if req.Carrier == "" {
 		problems = append(problems, orders.Problem{Field: "carrier", Problem: "required, e.g. onfleet"})
@@ -142,7 +187,13 @@ func (a *api) createOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) getOrder(w http.ResponseWriter, r *http.Request) {
-	order, err := a.Orders.GetByExternalID(r.Context(), r.PathValue("external_id"))
+	id := r.PathValue("external_id")
+	// No order has an id Postgres cannot even hold as text: not found, without asking it.
+	if !utf8.ValidString(id) || strings.ContainsRune(id, 0) || utf8.RuneCountInString(id) > maxExternalID {
+		a.writeError(w, r, orders.ErrNotFound)
+		return
+	}
+	order, err := a.Orders.GetByExternalID(r.Context(), id)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -162,6 +213,18 @@ func (a *api) requireToken(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// AdminPage protects an admin UI (River UI) that a browser holding cached Basic credentials
+// visits: state-changing requests from another origin are refused (403; Go's
+// CrossOriginProtection, which reads Sec-Fetch-Site and Origin), and no other site may frame it.
+func AdminPage(next http.Handler) http.Handler {
+	protected := http.NewCrossOriginProtection().Handler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY")
+		protected.ServeHTTP(w, r)
+	})
 }
 
 // BasicAuth guards admin pages (River UI) with WAYBILL_ADMIN_USER / WAYBILL_ADMIN_PASSWORD.
@@ -196,8 +259,9 @@ func (e *requestError) Error() string { return e.msg }
 // echoed.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		verr *orders.ValidationError
-		rerr *requestError
+		verr  *orders.ValidationError
+		rerr  *requestError
+		pgErr *pgconn.PgError
 	)
 	switch {
 	case errors.As(err, &rerr):
@@ -208,24 +272,68 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
 	case errors.Is(err, orders.ErrConflict):
 		writeJSON(w, http.StatusConflict, errorBody{Error: err.Error()})
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22"):
+		// A data exception: Postgres refused a value of the request (a NUL character, an
+		// unsupported Unicode escape in the payload…). The message names the problem, not data.
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid order: " + pgErr.Message})
+	case databaseUnavailable(err):
+		a.Logger.WarnContext(r.Context(), "request failed: database unavailable", "method", r.Method, "error", err)
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "database unavailable; try again later"})
 	default:
 		a.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
 	}
 }
 
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &requestError{http.StatusUnsupportedMediaType, "Content-Type must be application/json"}
+// databaseUnavailable reports whether err means Postgres could not be reached or did not answer
+// in time, rather than a bug: the request deadline passed, a connection could not be made or was
+// lost, or the server is shutting down, starting or full.
+func databaseUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || pgconn.Timeout(err) {
+		return true
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "53300", "57P01", "57P02", "57P03", "57014": // too many connections, shutdowns, query cancelled
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection exception
+	}
+	var (
+		connErr *pgconn.ConnectError
+		netErr  net.Error
+	)
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mediaType, _, err := mime.ParseMediaType(ct)
+		if err != nil || mediaType != "application/json" {
+			return &requestError{http.StatusUnsupportedMediaType, "Content-Type must be application/json"}
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit)}
 		}
-		return &requestError{http.StatusBadRequest, "malformed JSON: " + err.Error()}
+		if databaseUnavailable(err) { // the request deadline passed while reading
+			return &requestError{http.StatusRequestTimeout, "body not received in time"}
+		}
+		return &requestError{http.StatusBadRequest, "could not read body"}
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, or pass it on in raw values.
+	if !utf8.Valid(body) {
+		return &requestError{http.StatusBadRequest, "body is not valid UTF-8"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &orders.ValidationError{Problems: []orders.Problem{{Field: "body", Problem: "malformed JSON: " + err.Error()}}} // 400 with fields, like every 400
 	}
 	if dec.More() {
 		return &requestError{http.StatusBadRequest, "malformed JSON: one object expected"}

@@ -18,6 +18,7 @@ type Metrics struct {
 	carrierRequests *prometheus.CounterVec
 	dispatchLatency prometheus.Histogram
 	alarmsSent      *prometheus.CounterVec
+	batchesStuck    *prometheus.CounterVec
 }
 
 // New registers Waybill's series on reg, including the collector that reads Postgres on each
@@ -30,7 +31,7 @@ func New(reg prometheus.Registerer, pool *pgxpool.Pool, logger *slog.Logger) *Me
 	m := &Metrics{
 		carrierRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waybill_carrier_requests_total",
-			Help: "Requests to carriers by operation (create, find) and outcome (ok, transient, rate_limited, unauthorized, rejected).",
+			Help: "Requests to carriers by operation (create, create_batch, batch_status, find, find_batch) and outcome (ok, transient, rate_limited, unauthorized, rejected).",
 		}, []string{"carrier", "operation", "outcome"}),
 		dispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "waybill_dispatch_latency_seconds",
@@ -42,11 +43,15 @@ func New(reg prometheus.Registerer, pool *pgxpool.Pool, logger *slog.Logger) *Me
 			Help: "Alarm messages enqueued, by alarm and state (firing, resolved).",
 		}, []string{"alarm", "state"}),
 	}
+	m.batchesStuck = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waybill_dispatch_batches_stuck_total",
+		Help: "Carrier batch jobs that did not finish within WAYBILL_BATCH_STUCK_AFTER and were settled by a lookup.",
+	}, []string{"carrier"})
 	scrapeErrors := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "waybill_scrape_errors_total",
 		Help: "Scrapes whose Postgres queries failed; the series read from Postgres were left out.",
 	})
-	reg.MustRegister(m.carrierRequests, m.dispatchLatency, m.alarmsSent, newDBCollector(pool, logger, scrapeErrors))
+	reg.MustRegister(m.carrierRequests, m.dispatchLatency, m.alarmsSent, m.batchesStuck, newDBCollector(pool, logger, scrapeErrors))
 	return m
 }
 
@@ -65,6 +70,14 @@ func (m *Metrics) Dispatched(createdAt, dispatchedAt time.Time) {
 		return
 	}
 	m.dispatchLatency.Observe(max(dispatchedAt.Sub(createdAt).Seconds(), 0))
+}
+
+// BatchStuck counts a carrier batch job that did not finish in time.
+func (m *Metrics) BatchStuck(carrier string) {
+	if m == nil {
+		return
+	}
+	m.batchesStuck.WithLabelValues(carrier).Inc()
 }
 
 // AlarmSent counts one alarm message; state is "firing" or "resolved".

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,21 +18,63 @@ import (
 // before its own timeout, and a Postgres this slow is as good as down.
 const readyTimeout = 2 * time.Second
 
+// NotReadyError says why the service cannot do its work. Its Error is the detail, for the log:
+// a driver's error names the database's host, user and database. PublicReason is what anyone
+// asking /readyz may read: the failing dependencies only.
+type NotReadyError struct {
+	Problems []NotReadyProblem
+}
+
+// NotReadyProblem is one failing dependency.
+type NotReadyProblem struct {
+	Reason string // public: "database unreachable", "river not running"
+	Err    error  // detail
+}
+
+func (e *NotReadyError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// PublicReason names the failing dependencies, nothing about them.
+func (e *NotReadyError) PublicReason() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Reason
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Unwrap gives errors.Is and errors.As the details.
+func (e *NotReadyError) Unwrap() []error {
+	errs := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		errs[i] = p.Err
+	}
+	return errs
+}
+
 // Ready reports why the service cannot do its work, nil when it can: Postgres answers a query
-// and River runs (riverRunning returns nil; see RiverRunning).
+// and River runs (riverRunning returns nil; see RiverRunning). A failure is a *NotReadyError.
 func Ready(ctx context.Context, pool *pgxpool.Pool, riverRunning func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	var errs []error
+	var problems []NotReadyProblem
 	if _, err := dbsqlc.New().MetricsPing(ctx, pool); err != nil {
-		errs = append(errs, fmt.Errorf("postgres: %w", err))
+		problems = append(problems, NotReadyProblem{Reason: "database unreachable", Err: fmt.Errorf("postgres: %w", err)})
 	}
 	if riverRunning != nil {
 		if err := riverRunning(); err != nil {
-			errs = append(errs, fmt.Errorf("river: %w", err))
+			problems = append(problems, NotReadyProblem{Reason: "river not running", Err: fmt.Errorf("river: %w", err)})
 		}
 	}
-	return errors.Join(errs...)
+	if len(problems) == 0 {
+		return nil
+	}
+	return &NotReadyError{Problems: problems}
 }
 
 // RiverRunning adapts a River client's Stopped method (pass client.Stopped) to Ready: an error
@@ -51,16 +94,21 @@ func RiverRunning(stopped func() <-chan struct{}) func() error {
 	}
 }
 
-// ReadyHandler serves /readyz: 200 "ok", or 503 with the reason in plain text. The reason names
-// only the failing dependency and the driver's error, nothing secret.
+// ReadyHandler serves /readyz: 200 "ok", or 503 with the public reason in plain text (the
+// failing dependency only; the driver's error, which names host, user and database, is logged).
 func ReadyHandler(pool *pgxpool.Pool, riverRunning func() error, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		if err := Ready(r.Context(), pool, riverRunning); err != nil {
-			logger.WarnContext(r.Context(), "not ready", "error", err)
+			reason := "not ready"
+			var nre *NotReadyError
+			if errors.As(err, &nre) {
+				reason = nre.PublicReason()
+			}
+			logger.WarnContext(r.Context(), "not ready", "reason", reason, "error", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: %v\n", err)
+			fmt.Fprintf(w, "not ready: %s\n", reason)
 			return
 		}
 		fmt.Fprintln(w, "ok")

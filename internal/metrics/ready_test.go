@@ -50,7 +50,7 @@ func TestReadyHandler(t *testing.T) {
 
 	code, body = get(ReadyHandler(pool, func() error { return errors.New("client not started") }, testLogger(t)))
 	require.Equal(t, http.StatusServiceUnavailable, code)
-	require.Contains(t, body, "river: client not started")
+	require.Equal(t, "not ready: river not running\n", body)
 }
 
 type noopArgs struct{}

@@ -10,8 +10,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"strconv"
+	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -44,6 +48,7 @@ const ensureSchemaSQL = `SELECT pg_advisory_xact_lock(7364021); CREATE SCHEMA IF
 type Migrator struct {
 	db       *sql.DB
 	provider *goose.Provider
+	logger   *slog.Logger
 }
 
 // New opens a migrator on databaseURL. Close it when done.
@@ -83,19 +88,47 @@ func New(ctx context.Context, databaseURL string, logger *slog.Logger) (*Migrato
 		sqlDB.Close()
 		return nil, fmt.Errorf("create migration provider: %w", err)
 	}
-	return &Migrator{db: sqlDB, provider: provider}, nil
+	return &Migrator{db: sqlDB, provider: provider, logger: logger}, nil
 }
 
 // Close releases the migrator's connections.
 func (m *Migrator) Close() error { return m.provider.Close() }
 
-// Up applies every pending migration.
+// Up applies every pending migration, then warns if the database lets every role connect.
 func (m *Migrator) Up(ctx context.Context) ([]*goose.MigrationResult, error) {
 	res, err := m.provider.Up(ctx)
 	if err != nil {
 		return res, fmt.Errorf("migrate up: %w", err)
 	}
+	m.warnPublicConnect(ctx)
 	return res, nil
+}
+
+// PublicCanConnect reports whether PUBLIC (every role of the cluster) has CONNECT on the
+// database, as Postgres grants by default. Any login that can connect can LISTEN and NOTIFY on
+// every channel, which has no permission of its own, so only Waybill's logins should connect.
+func (m *Migrator) PublicCanConnect(ctx context.Context) (bool, error) {
+	var can bool
+	err := m.db.QueryRowContext(ctx, `SELECT has_database_privilege('public', current_database(), 'CONNECT')`).Scan(&can)
+	if err != nil {
+		return false, fmt.Errorf("check CONNECT for PUBLIC: %w", err)
+	}
+	return can, nil
+}
+
+func (m *Migrator) warnPublicConnect(ctx context.Context) {
+	can, err := m.PublicCanConnect(ctx)
+	switch {
+	case err != nil:
+		m.logger.WarnContext(ctx, "could not check who may connect to the database", "error", err)
+	case can:
+		var db string
+		_ = m.db.QueryRowContext(ctx, `SELECT current_database()`).Scan(&db)
+		m.logger.WarnContext(ctx, "every role may connect to this database (CONNECT granted to PUBLIC): any login on the server can LISTEN to and NOTIFY Waybill's channels; "+
+			"revoke it and grant CONNECT to Waybill's logins only (README, Security)",
+			"database", db,
+			"fix", fmt.Sprintf(`REVOKE CONNECT ON DATABASE %q FROM PUBLIC; GRANT CONNECT ON DATABASE %q TO <waybill's login>, <monolith's login>, <ops logins>;`, db, db))
+	}
 }
 
 // Down rolls back the newest applied migration.
@@ -216,4 +249,66 @@ func withPgxTx(ctx context.Context, sqlDB *sql.DB, fn func(pgx.Tx) error) error 
 // template database on it).
 func RiverSchemaID() string {
 	return fmt.Sprint(riverMigrations)
+}
+
+// ErrPending means the database lacks migrations this binary has: run `waybill migrate up`.
+var ErrPending = errors.New("the database has pending migrations: run `waybill migrate up` first")
+
+// CheckApplied reports ErrPending unless every migration of this binary is applied. Unlike
+// Pending it runs no DDL and takes no lock: `waybill serve` calls it under a login that may
+// only read and write rows (waybill_service).
+func CheckApplied(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) error {
+	rows, err := q.Query(ctx, `SELECT version_id FROM `+Schema+`.goose_db_version WHERE is_applied`)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable {
+			return fmt.Errorf("%w (schema %s has no migrations at all)", ErrPending, Schema)
+		}
+		return fmt.Errorf("read applied migrations: %w", err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("read applied migrations: %w", err)
+	}
+	have := make(map[int64]bool, len(applied))
+	for _, v := range applied {
+		have[v] = true
+	}
+	want, err := Versions()
+	if err != nil {
+		return err
+	}
+	for _, v := range want {
+		if !have[v] {
+			return fmt.Errorf("%w (migration %05d is not applied)", ErrPending, v)
+		}
+	}
+	return nil
+}
+
+// Versions lists every migration version this binary carries: River's Go migrations and the SQL
+// files of db/migrations.
+func Versions() ([]int64, error) {
+	var out []int64
+	for _, rm := range riverMigrations {
+		out = append(out, rm.gooseVersion)
+	}
+	entries, err := fs.ReadDir(db.Migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("migration file %s: %w", e.Name(), err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

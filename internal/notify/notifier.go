@@ -148,8 +148,14 @@ func finish[T river.JobArgs](ctx context.Context, n *Notifier, job *river.Job[T]
 		attrs = append(attrs, "external_id", o.externalID)
 	}
 	if o.skipReason != "" {
-		// The message itself goes to the log, so a dev setup without SMTP or Slack still shows it.
-		n.logger.InfoContext(ctx, "notification skipped: "+o.skipReason, append(attrs, "body", o.body)...)
+		// A Slack message (an integration problem, no personal data) goes to the log, so a dev
+		// setup without Slack still shows it. Emails name the recipient, their phone and address,
+		// and callbacks carry the carrier's words: personal data never reaches the log, those
+		// stay in waybill.notifications.
+		if o.kind == "slack" {
+			attrs = append(attrs, "body", o.body)
+		}
+		n.logger.InfoContext(ctx, "notification skipped: "+o.skipReason, attrs...)
 	} else {
 		n.logger.InfoContext(ctx, "notification sent", attrs...)
 	}

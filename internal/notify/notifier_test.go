@@ -156,7 +156,8 @@ func TestNotConfiguredIsSkippedAndRecorded(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{}, testOpts{})
 
-	requireCompleted(t, b.work(t, EmailArgs{OrderID: 7, ExternalID: "SO-7", Carrier: "onfleet", Status: "failed_attempt", Reason: "Nobody home"}))
+	requireCompleted(t, b.work(t, EmailArgs{OrderID: 7, ExternalID: "SO-7", Carrier: "onfleet", Status: "failed_attempt", Reason: "Nobody home",
+		Recipient: "Ada Lovelace, +15551234567", Address: "12 St James's Square, London, SW1Y 4JH, GB"}))
 	requireCompleted(t, b.work(t, SlackArgs{Title: "Quarantined status", Text: "onfleet sent taskFoo", Severity: "alarm"}))
 	requireCompleted(t, b.work(t, CallbackArgs{OrderID: 7, ExternalID: "SO-7", Status: "delivered", PreviousStatus: "in_transit"}))
 
@@ -186,10 +187,15 @@ func TestNotConfiguredIsSkippedAndRecorded(t *testing.T) {
 	require.Nil(t, byKind["slack"].ExternalID)
 	require.Contains(t, byKind["callback"].Body, `"previous_status":"in_transit"`)
 
-	// What was not sent is still in the log, in full.
+	require.Contains(t, byKind["email"].Body, "Ada Lovelace")
+
+	// What was not sent is logged, but personal data never is: the email (recipient, phone,
+	// address) stays in waybill.notifications; Slack's integration message is logged in full.
 	logs := b.logs.String()
 	require.Contains(t, logs, "notification skipped: SMTP_URL is not set")
-	require.Contains(t, logs, "Nobody home")
+	for _, personal := range []string{"Ada Lovelace", "+15551234567", "St James", "SW1Y 4JH", "Nobody home"} {
+		require.NotContains(t, logs, personal)
+	}
 	require.Contains(t, logs, "onfleet sent taskFoo")
 }
 

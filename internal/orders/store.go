@@ -1,12 +1,10 @@
 package orders
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -89,7 +87,18 @@ func (s *Store) Create(ctx context.Context, n NewOrder) (order Order, created bo
 	if err != nil {
 		return Order{}, false, err
 	}
-	if existing.Carrier != n.Carrier || existing.Kind != n.Kind || !sameJSON(existing.Payload, n.Payload) {
+	if existing.Carrier != n.Carrier || existing.Kind != n.Kind {
+		return existing, false, ErrConflict
+	}
+	// Compared by Postgres as jsonb, which is how the payload is stored: exact for any number,
+	// where Go's float64 would refuse 1e400 and confuse integers beyond 2^53.
+	same, err := s.queries.OrderPayloadEquals(ctx, s.pool, dbsqlc.OrderPayloadEqualsParams{
+		ExternalID: n.ExternalID, Payload: n.Payload,
+	})
+	if err != nil {
+		return Order{}, false, fmt.Errorf("compare order %s: %w", n.ExternalID, err)
+	}
+	if !same {
 		return existing, false, ErrConflict
 	}
 	return existing, false, nil
@@ -150,18 +159,6 @@ func validationError(err error) *ValidationError {
 		return &ValidationError{Problems: []Problem{{Field: "payload", Problem: pgErr.Message}}}
 	}
 	return nil
-}
-
-// sameJSON compares two JSON documents by value, as jsonb does (key order and spacing aside).
-func sameJSON(a, b []byte) bool {
-	if bytes.Equal(a, b) {
-		return true
-	}
-	var va, vb any
-	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
-		return false
-	}
-	return reflect.DeepEqual(va, vb)
 }
 
 func deref(s *string) string {

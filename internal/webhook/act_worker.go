@@ -2,8 +2,10 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,7 +20,7 @@ import (
 )
 
 // NotifyChannel is the Postgres channel told about every order status change, with a
-// notify.CallbackArgs JSON payload, on commit.
+// StatusNotification JSON payload, on commit.
 const NotifyChannel = "waybill_order_status"
 
 // problemStatuses are logistics problems: the logistics team gets an email.
@@ -82,6 +84,11 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 	for _, k := range known {
 		inHistory[orderKey{k.OrderID, k.EventKey}] = true
 	}
+	// A change learnt both by webhook and by polling has two keys: one history row for it.
+	changes, err := w.knownChanges(ctx, tx, jobs)
+	if err != nil {
+		return err
+	}
 
 	var (
 		history   dbsqlc.OrderEventInsertManyParams
@@ -103,6 +110,8 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 		history.EventKeys = append(history.EventKeys, a.EventKey)
 		history.WebhookEventIds = append(history.WebhookEventIds, a.WebhookEventID)
 		history.Details = append(history.Details, details)
+		history.LearntBy = append(history.LearntBy, cmp.Or(a.LearntBy, LearntByWebhook))
+		changes.add(a)
 		return nil
 	}
 	for _, j := range jobs {
@@ -129,7 +138,13 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 			// A carrier with one word for "done" (a configured one, say) completed a pickup.
 			a.Status = orders.StatusPickedUp
 		}
+		if changes.known(a) {
+			continue // the same change, learnt the other way (webhook or polling) already
+		}
 		next, changed := orders.Advance(cur, carrierTime(o), a.Status, a.OccurredAt)
+		if !changed && a.LearntBy == LearntByPoll && a.Status == cur {
+			continue // polling reports states: one the order already has is no news
+		}
 		if err := addHistory(a, changed, cur); err != nil {
 			return err
 		}
@@ -207,13 +222,24 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 	return nil
 }
 
-// statusNotification is the NOTIFY payload: the callback's JSON, without the carrier's free text
-// in the rare case that would pass Postgres's 8000-byte limit (listeners can read the order).
+// StatusNotification is the payload of NOTIFY waybill_order_status: which order moved to which
+// status, and nothing else. Postgres lets every login that can connect LISTEN on any channel, so
+// it carries no personal data, tracking link or carrier text. It is a hint to go and read
+// waybill.orders (NOTIFY is not delivered to a listener that was disconnected), never the record.
+type StatusNotification struct {
+	OrderID        int64  `json:"order_id"`
+	ExternalID     string `json:"external_id"`
+	Status         string `json:"status"`
+	PreviousStatus string `json:"previous_status"`
+}
+
+// statusNotification is the NOTIFY payload for a status change: ids and statuses only.
 func statusNotification(change notify.CallbackArgs) ([]byte, error) {
-	b, err := json.Marshal(change)
-	if err == nil && len(b) >= maxNotifyPayload {
-		change.Reason, change.TrackingURL = "", ""
-		b, err = json.Marshal(change)
+	b, err := json.Marshal(StatusNotification{
+		OrderID: change.OrderID, ExternalID: change.ExternalID, Status: change.Status, PreviousStatus: change.PreviousStatus,
+	})
+	if err == nil && len(b) >= maxNotifyPayload { // external_id is at most 200 characters
+		err = errors.New("payload over the NOTIFY limit")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("encode status notification: %w", err)

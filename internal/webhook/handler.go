@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,12 +28,25 @@ import (
 // (a task with its worker) are a few kilobytes.
 const MaxBodyBytes = 1 << 20
 
+// DefaultMaxBodyReads caps the request bodies read at once; past it a request is answered 503
+// (with Retry-After) before a byte of its body is read. A carrier's request holds a slot for the
+// microseconds its body takes to arrive, so the cap only bites requests that promise a body and
+// do not send it: they cannot hold more than this many slots, nor more memory than they send
+// (at most DefaultMaxBodyReads × MaxBodyBytes).
+const DefaultMaxBodyReads = 128
+
+// maxEventKey is the longest event key stored as the carrier gave it; a longer one (a signed
+// event with a huge task id) is stored as its SHA-256, which Postgres's unique index can hold.
+const maxEventKey = 256
+
 // HandlerConfig is what the intake needs.
 type HandlerConfig struct {
 	Pool    *pgxpool.Pool
 	Sources Sources
 	Logger  *slog.Logger
 	Hooks   Hooks // nil: nothing counted
+	// MaxBodyReads caps the bodies read at once; 0 means DefaultMaxBodyReads.
+	MaxBodyReads int
 }
 
 // Handler is the webhook intake: it verifies, stores the raw event and enqueues its translation
@@ -45,6 +60,8 @@ type Handler struct {
 	queries *dbsqlc.Queries
 	storer  *batch.Batcher[newEvent, stored]
 	running atomic.Bool // Run is serving storer
+	// bodyReads holds one slot per body being read (see DefaultMaxBodyReads).
+	bodyReads chan struct{}
 
 	// A flood of forged requests must not flood the log: refusals are logged at this rate, and
 	// the next logged one says how many went unlogged. All are counted by Hooks.
@@ -66,6 +83,9 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if hooks == nil {
 		hooks = nopHooks{}
 	}
+	if cfg.MaxBodyReads <= 0 {
+		cfg.MaxBodyReads = DefaultMaxBodyReads
+	}
 	h := &Handler{
 		pool:       cfg.Pool,
 		sources:    cfg.Sources,
@@ -73,13 +93,19 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		hooks:      hooks,
 		queries:    dbsqlc.New(),
 		refusalLog: rate.NewLimiter(rate.Every(100*time.Millisecond), 20),
+		bodyReads:  make(chan struct{}, cfg.MaxBodyReads),
 	}
 	h.storer = batch.New(maxStoreBatch, h.storeBatch)
 	return h, nil
 }
 
-// ServeCheck answers Onfleet's URL validation, GET /webhooks/onfleet?check=X: 200 with exactly X.
+// ServeCheck answers Onfleet's URL validation, GET /webhooks/onfleet?check=X: 200 with exactly X,
+// for configured carriers only (404 otherwise: Waybill echoes nothing for anyone else's path).
 func (h *Handler) ServeCheck(w http.ResponseWriter, r *http.Request) {
+	if _, ok := h.sources[carrierName(r)]; !ok {
+		http.Error(w, "unknown carrier", http.StatusNotFound)
+		return
+	}
 	q := r.URL.Query()
 	if !q.Has("check") {
 		http.Error(w, "missing check parameter", http.StatusBadRequest)
@@ -95,10 +121,7 @@ func (h *Handler) ServeCheck(w http.ResponseWriter, r *http.Request) {
 // ServeEvent takes one webhook, POST /webhooks/{carrier}.
 func (h *Handler) ServeEvent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	name := r.PathValue("carrier")
-	if name == "" { // mounted on a literal path such as POST /webhooks/onfleet
-		name = path.Base(r.URL.Path)
-	}
+	name := carrierName(r)
 	src, ok := h.sources[name]
 	if !ok {
 		h.hooks.WebhookReceived(UnknownCarrierLabel, ResultUnknownCarrier)
@@ -106,7 +129,27 @@ func (h *Handler) ServeEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// Nothing is reserved for a request before it shows a signature: without one it is refused
+	// from its headers alone (Verify reports ErrUnsigned from the headers, whatever the body).
+	if err := src.Verify(nil, r.Header); errors.Is(err, ErrUnsigned) {
+		h.refuse(ctx, w, r, name, err)
+		return
+	}
+	if r.ContentLength > MaxBodyBytes {
+		h.hooks.WebhookReceived(name, ResultTooLarge)
+		http.Error(w, fmt.Sprintf("body larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
+	select {
+	case h.bodyReads <- struct{}{}:
+	default:
+		h.hooks.WebhookReceived(name, ResultBusy)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "busy, try again", http.StatusServiceUnavailable)
+		return
+	}
 	body, err := readBody(w, r)
+	<-h.bodyReads
 	if err != nil {
 		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
 			h.hooks.WebhookReceived(name, ResultTooLarge)
@@ -131,7 +174,8 @@ func (h *Handler) ServeEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	id, inserted, err := h.store(ctx, name, ev.EventKey, body, r)
+	key := storedEventKey(ev.EventKey)
+	id, inserted, err := h.store(ctx, name, key, body, r)
 	switch {
 	case err != nil:
 		h.hooks.WebhookReceived(name, ResultError)
@@ -139,11 +183,11 @@ func (h *Handler) ServeEvent(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	case !inserted:
 		h.hooks.WebhookReceived(name, ResultDuplicate)
-		h.logger.DebugContext(ctx, "webhook redelivered", "carrier", name, "event_key", ev.EventKey)
+		h.logger.DebugContext(ctx, "webhook redelivered", "carrier", name, "event_key", key)
 		w.WriteHeader(http.StatusOK)
 	default:
 		h.hooks.WebhookReceived(name, ResultAccepted)
-		h.logger.DebugContext(ctx, "webhook accepted", "carrier", name, "webhook_event_id", id, "event_key", ev.EventKey)
+		h.logger.DebugContext(ctx, "webhook accepted", "carrier", name, "webhook_event_id", id, "event_key", key)
 		w.WriteHeader(http.StatusOK)
 	}
 }
@@ -285,16 +329,31 @@ func (h *Handler) refuse(ctx context.Context, w http.ResponseWriter, r *http.Req
 	http.Error(w, "invalid signature", http.StatusUnauthorized)
 }
 
+// readBody reads at most MaxBodyBytes. The buffer grows as bytes arrive, never from what
+// Content-Length promises: a promise costs the sender nothing.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxBodyBytes {
-		return nil, &http.MaxBytesError{Limit: MaxBodyBytes}
-	}
 	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead) // room to read EOF without growing
-	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	return buf.Bytes(), err
+}
+
+// carrierName is the {carrier} of the path, or its last segment when mounted on a literal path
+// such as POST /webhooks/onfleet.
+func carrierName(r *http.Request) string {
+	if name := r.PathValue("carrier"); name != "" {
+		return name
+	}
+	return path.Base(r.URL.Path)
+}
+
+// storedEventKey is the key an event is stored and deduplicated under: the carrier's own, or
+// for one longer than maxEventKey, its SHA-256 (a redelivery hashes the same).
+func storedEventKey(key string) string {
+	if len(key) <= maxEventKey {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256-key:" + hex.EncodeToString(sum[:])
 }
 
 // keptHeaders are the request's headers as stored with the event: everything but credentials.

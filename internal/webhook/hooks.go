@@ -15,6 +15,7 @@ const (
 	ResultBadJSON        = "bad_json"        // verified but not JSON (400)
 	ResultUnknownCarrier = "unknown_carrier" // no such carrier configured (404)
 	ResultError          = "error"           // could not store it (500; the carrier retries)
+	ResultBusy           = "busy"            // too many bodies being read at once (503; the carrier retries)
 )
 
 // UnknownCarrierLabel is the carrier label of requests for carriers that are not configured:
@@ -43,13 +44,13 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer, carriers ...string) (*Metrics, error) {
 	m := &Metrics{received: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "waybill_webhooks_total",
-		Help: "Carrier webhook requests by carrier and result (accepted, duplicate, bad_signature, too_large, bad_json, unknown_carrier, error).",
+		Help: "Carrier webhook requests by carrier and result (accepted, duplicate, bad_signature, too_large, bad_json, unknown_carrier, error, busy).",
 	}, []string{"carrier", "result"})}
 	if err := reg.Register(m.received); err != nil {
 		return nil, fmt.Errorf("register webhook metrics: %w", err)
 	}
 	for _, c := range carriers {
-		for _, r := range []string{ResultAccepted, ResultDuplicate, ResultBadSignature, ResultTooLarge, ResultBadJSON, ResultError} {
+		for _, r := range []string{ResultAccepted, ResultDuplicate, ResultBadSignature, ResultTooLarge, ResultBadJSON, ResultError, ResultBusy} {
 			m.received.WithLabelValues(c, r)
 		}
 	}

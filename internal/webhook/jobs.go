@@ -41,7 +41,25 @@ type ActArgs struct {
 	Reason      string          `json:"reason,omitempty"`
 	TrackingURL string          `json:"tracking_url,omitempty"`
 	Details     json.RawMessage `json:"details,omitempty"`
+	// LearntBy is LearntByPoll for what reconciliation learnt by asking the carrier; empty for
+	// a webhook.
+	LearntBy string `json:"learnt_by,omitempty"`
 }
+
+// How Waybill learnt a carrier event: waybill.webhook_events.learnt_by and
+// waybill.order_events.learnt_by.
+const (
+	LearntByWebhook = "webhook"
+	LearntByPoll    = "poll"
+)
+
+// Event keys of what reconciliation learnt (internal/reconcile): PolledKeyPrefix when the carrier
+// stated when the change happened, InferredKeyPrefix when the time is Waybill's inference (an
+// assignment seen only as an already started task: it happened at or before that time).
+const (
+	PolledKeyPrefix   = "poll:"
+	InferredKeyPrefix = "poll-inferred:"
+)
 
 func (ActArgs) Kind() string { return "webhook_act" }
 

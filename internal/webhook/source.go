@@ -18,7 +18,9 @@ type Source interface {
 	// POST /webhooks/{carrier}.
 	Name() string
 	// Verify checks that the raw body was signed by the carrier: ErrUnsigned or ErrBadSignature
-	// (possibly wrapped) when not. It runs before anything else looks at the body.
+	// (possibly wrapped) when not. It runs before anything else looks at the body. ErrUnsigned
+	// must follow from the headers alone: intake calls Verify(nil, header) before reading a
+	// body, to refuse unsigned requests without reserving anything for them.
 	Verify(body []byte, header http.Header) error
 	// Parse reads a verified body. Its only error is ErrNotJSON (possibly wrapped). JSON that is
 	// not a readable event still parses: its Event carries a Problem and a key derived from the

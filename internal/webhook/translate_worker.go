@@ -7,7 +7,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/tidwall/gjson"
 
+	"github.com/waybill/waybill/internal/carrier/onfleet"
 	"github.com/waybill/waybill/internal/dbsqlc"
 	"github.com/waybill/waybill/internal/notify"
 )
@@ -110,6 +112,7 @@ func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJ
 				Reason:         ev.Reason,
 				TrackingURL:    ev.TrackingURL,
 				Details:        ev.Details,
+				LearntBy:       learntBy(t.row.LearntBy),
 			}})
 			w.deps.Logger.DebugContext(ctx, "webhook translated", "carrier", t.row.Carrier, "webhook_event_id", t.row.ID,
 				"job_id", t.jobID, "carrier_status", ev.CarrierStatus, "order_id", t.orderID, "status", tr.Status)
@@ -120,6 +123,11 @@ func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJ
 		default:
 			w.deps.Logger.DebugContext(ctx, "webhook ignored", "carrier", t.row.Carrier, "webhook_event_id", t.row.ID,
 				"job_id", t.jobID, "carrier_status", ev.CarrierStatus, "detail", tr.Detail)
+		}
+	}
+	for _, t := range todo {
+		if recordedNow[t.row.ID] && t.row.Carrier == OnfleetName && t.ev.CarrierStatus == onfleetBatchCompleted {
+			w.settleBatch(ctx, t.row)
 		}
 	}
 	if len(next) > 0 {
@@ -219,9 +227,37 @@ func quarantineMessage(row dbsqlc.WebhookEventGetManyRow, ev Event, tr Translati
 	}
 }
 
+// learntBy is ActArgs.LearntBy for a stored event: empty for a webhook.
+func learntBy(stored string) string {
+	if stored == LearntByPoll {
+		return LearntByPoll
+	}
+	return ""
+}
+
 func nonEmpty(s string) *string {
 	if s == "" {
 		return nil
 	}
 	return &s
+}
+
+// onfleetBatchCompleted is Onfleet's trigger 19: an async batch job finished; its body carries
+// the job's results, as GET /tasks/batch/{jobId} does.
+const onfleetBatchCompleted = "taskBatchCreateJobCompleted"
+
+// settleBatch hands a finished batch job's results to dispatch, whichever of this webhook and
+// dispatch's own poll comes first (both are idempotent). A failure is only logged: the poll
+// settles the batch anyway.
+func (w *translateWorker) settleBatch(ctx context.Context, row dbsqlc.WebhookEventGetManyRow) {
+	if w.deps.Batches == nil {
+		return
+	}
+	jobID := gjson.GetBytes(row.Body, "jobId").String()
+	if jobID == "" {
+		return
+	}
+	if err := w.deps.Batches.SettleFromWebhook(ctx, row.Carrier, jobID, onfleet.ParseBatchResult(row.Body)); err != nil {
+		w.deps.Logger.WarnContext(ctx, "could not settle a batch from its webhook; the poll will", "carrier_job_id", jobID, "error", err)
+	}
 }

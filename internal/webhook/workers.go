@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/waybill/waybill/internal/batch"
+	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/dbsqlc"
 )
 
@@ -24,6 +25,17 @@ type Deps struct {
 	// CallbackEnabled: WAYBILL_CALLBACK_URL is set, so every status change also enqueues a
 	// notify.CallbackArgs job.
 	CallbackEnabled bool
+	// KeepFinishedJobs completes translate and act jobs instead of deleting them, so River UI
+	// shows them (WAYBILL_KEEP_FINISHED_JOBS, for `waybill dev`).
+	KeepFinishedJobs bool
+	// Batches settles dispatch batches from the carrier's job-completed webhook (Onfleet
+	// trigger 19); nil ignores such webhooks (the dispatcher's poll settles the batch).
+	Batches BatchSettler
+}
+
+// BatchSettler records the results of a carrier's batch job (dispatch.Dispatcher).
+type BatchSettler interface {
+	SettleFromWebhook(ctx context.Context, carrier, jobID string, res carrier.BatchResult) error
 }
 
 // Pipeline is the translate and act steps: their River workers, and the batches that let the
@@ -117,10 +129,11 @@ type step[T river.JobArgs] struct {
 	batches *batch.Batcher[stepJob[T], error]
 	running atomic.Bool   // run is serving batches
 	turn    chan struct{} // held by the pipeline's one running batch
+	keep    bool          // complete jobs instead of deleting them (Deps.KeepFinishedJobs)
 }
 
 func newStep[T river.JobArgs](deps Deps, turn chan struct{}, do func(context.Context, pgx.Tx, []stepJob[T]) error) *step[T] {
-	s := &step[T]{pool: deps.Pool, logger: deps.Logger, do: do, turn: turn}
+	s := &step[T]{pool: deps.Pool, logger: deps.Logger, do: do, turn: turn, keep: deps.KeepFinishedJobs}
 	s.batches = batch.New(maxStepBatch, s.flush)
 	return s
 }
@@ -181,7 +194,7 @@ func (s *step[T]) inTx(ctx context.Context, jobs []stepJob[T]) error {
 		for i, j := range jobs {
 			ids[i] = j.job.ID
 		}
-		if err := dbsqlc.New().WebhookJobDeleteRunning(ctx, tx, ids); err != nil {
+		if err := dbsqlc.New().WebhookJobDeleteRunning(ctx, tx, dbsqlc.WebhookJobDeleteRunningParams{Ids: ids, Keep: s.keep}); err != nil {
 			return fmt.Errorf("complete jobs: %w", err)
 		}
 		return nil

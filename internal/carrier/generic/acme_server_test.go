@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +15,8 @@ import (
 )
 
 // acmeServer plays the API of the fictional Acme carrier that examples/carriers.yaml declares:
-// POST /v1/deliveries (bearer token, idempotency keys), GET /v1/deliveries?reference=…, and the
-// same search as POST /v1/deliveries/search {"reference": …}.
+// POST /v1/deliveries (bearer token, idempotency keys), GET /v1/deliveries?reference=…, the
+// same search as POST /v1/deliveries/search {"reference": …}, and POST /v1/deliveries/batch.
 type acmeServer struct {
 	*httptest.Server
 
@@ -23,6 +24,7 @@ type acmeServer struct {
 	requests  []acmeRequest
 	tasks     []acmeTask
 	byKey     map[string]int // Idempotency-Key → index in tasks
+	batches   []int          // the size of each batch request, in order
 	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
@@ -177,9 +179,89 @@ func (s *acmeServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(w, `{"error": {"code": "not_found", "message": "no such delivery"}}`)
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/deliveries/batch":
+		s.serveBatch(w, body)
 	default:
 		w.WriteHeader(http.StatusNotFound)
 	}
+}
+
+// acmeBatchMax is the most deliveries POST /v1/deliveries/batch takes.
+const acmeBatchMax = 100
+
+// serveBatch is POST /v1/deliveries/batch {"deliveries": [ …as POST /v1/deliveries… ]}: each
+// delivery created or refused on its own, the results in reverse order (as a carrier working
+// in parallel may answer) for the caller to match by reference. No idempotency: a delivery sent
+// twice is created twice. A delivery to Atlantis cannot be geocoded; one to Springfield is
+// created with a warning.
+func (s *acmeServer) serveBatch(w http.ResponseWriter, body []byte) {
+	var req struct {
+		Deliveries []struct {
+			Reference string `json:"reference"`
+			Address   struct {
+				City string `json:"city"`
+			} `json:"address"`
+		} `json:"deliveries"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil || len(req.Deliveries) == 0 || len(req.Deliveries) > acmeBatchMax {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = fmt.Fprintf(w, `{"error": {"code": "invalid_request", "message": "deliveries: 1 to %d required"}}`, acmeBatchMax)
+		return
+	}
+	results := make([]map[string]any, 0, len(req.Deliveries))
+	s.mu.Lock()
+	s.batches = append(s.batches, len(req.Deliveries))
+	for _, d := range req.Deliveries {
+		switch {
+		case d.Reference == "":
+			results = append(results, map[string]any{"error": map[string]any{"code": "invalid_request", "message": "reference is required"}})
+		case d.Address.City == "Atlantis":
+			results = append(results, map[string]any{"reference": d.Reference,
+				"error": map[string]any{"code": "invalid_address", "message": "address could not be geocoded"}})
+		default:
+			task := s.addTaskLocked(d.Reference)
+			result := map[string]any{"reference": d.Reference, "id": task.ID, "tracking_url": task.TrackingURL, "warning": nil}
+			if d.Address.City == "Springfield" {
+				result["warning"] = "several cities named Springfield; matched the first"
+			}
+			results = append(results, result)
+		}
+	}
+	s.mu.Unlock()
+	slices.Reverse(results)
+	_ = json.NewEncoder(w).Encode(map[string]any{"results": results})
+}
+
+// allRequests is every request so far.
+func (s *acmeServer) allRequests() []acmeRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// allTasks is every task created so far.
+func (s *acmeServer) allTasks() []acmeTask {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.tasks)
+}
+
+// batchSizes is the size of each batch request so far.
+func (s *acmeServer) batchSizes() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.batches)
+}
+
+// tasksByReference counts the tasks created for each reference.
+func (s *acmeServer) tasksByReference() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := map[string]int{}
+	for _, task := range s.tasks {
+		n[task.Reference]++
+	}
+	return n
 }
 
 // exampleCarrier is the example file's acme carrier pointed at s, with changes to its YAML.

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/webhook"
 )
@@ -28,6 +26,7 @@ const maxResponseBody = 8 << 20
 type compiledCarrier struct {
 	create       *compiledRequest
 	find         *compiledRequest // nil: the carrier has no lookup
+	batch        *compiledBatch   // nil: one order per request
 	errorMessage Path
 	webhook      *compiledWebhook
 	vocabulary   webhook.Vocabulary
@@ -38,14 +37,16 @@ type compiledCarrier struct {
 type Carrier struct {
 	name    string
 	cfg     *compiledCarrier
-	limiter *rate.Limiter // nil: no limit
+	limiter carrier.Limiter // nil: no limit
 	timeout time.Duration
 	http    *http.Client
 	logger  *slog.Logger
 	source  *Source
 }
 
-var _ carrier.Carrier = (*Carrier)(nil)
+// Every Carrier is a carrier.SyncBatchCarrier; without create_batch its MaxBatch is 1, which
+// dispatch reads as "no batches".
+var _ carrier.SyncBatchCarrier = (*Carrier)(nil)
 
 // New builds the carrier cfg declares. cfg must come from LoadFile or Parse.
 func New(cfg Config, logger *slog.Logger) (*Carrier, error) {
@@ -63,13 +64,23 @@ func New(cfg Config, logger *slog.Logger) (*Carrier, error) {
 		logger:  logger,
 		source:  &Source{name: cfg.Name, cfg: cfg.compiled.webhook, vocabulary: cfg.compiled.vocabulary},
 	}
-	if cfg.RateLimit > 0 {
+	switch {
+	case cfg.Limiter != nil:
+		c.limiter = cfg.Limiter
+	case cfg.RateLimit > 0:
 		// A burst of one spaces requests evenly, whatever window the carrier measures.
-		c.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
+		c.limiter = carrier.NewLocalLimiter(cfg.RateLimit)
 	}
-	if c.cfg.find == nil && c.cfg.create.idempotencyHeader == "" {
+	switch {
+	case c.cfg.find == nil && c.cfg.create.idempotencyHeader == "":
 		logger.Warn("carrier has neither find_task nor create_task.idempotency_header: "+
 			"a retry after a timeout may create a second task for an order",
+			"carrier", cfg.Name)
+	case c.cfg.find == nil && c.cfg.batch != nil:
+		// The idempotency header carries one order's key; a batch request has none.
+		logger.Warn("carrier has create_batch but no find_task: after a batch request times out, "+
+			"its orders are sent again, and the carrier may create a second task for each one it had created "+
+			"unless it refuses a second task for the same reference",
 			"carrier", cfg.Name)
 	}
 	return c, nil
@@ -177,18 +188,32 @@ type answer struct {
 func (c *Carrier) do(ctx context.Context, r *compiledRequest, req carrier.Request) (int, answer, error) {
 	target, body, err := r.render(req)
 	if err != nil {
-		// Checked with sample orders at start, so this order's payload is what breaks the
-		// template: it can never be sent as it is.
-		return 0, answer{}, &carrier.Error{Carrier: c.name, Class: carrier.Rejected,
-			Message: "the order cannot be rendered as the carrier's request: " + err.Error(), Err: err}
+		return 0, answer{}, &carrier.Error{Carrier: c.name, Class: carrier.Rejected, Message: unrenderable(err), Err: err}
 	}
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
+	var idempotencyKey string
+	if r.idempotencyHeader != "" {
+		idempotencyKey = req.ExternalID
+	}
+	return c.send(ctx, r, target, body, idempotencyKey)
+}
+
+// unrenderable is the reason an order whose payload breaks a template is refused. The
+// templates were checked with sample orders at start, so this order's payload is what breaks
+// them: it can never be sent as it is.
+func unrenderable(err error) string {
+	return "the order cannot be rendered as the carrier's request: " + err.Error()
+}
+
+// send makes one rendered request after waiting for the rate limiter, with idempotencyKey in
+// r's idempotency header when both are set. Its answers are judged as do's.
+func (c *Carrier) send(ctx context.Context, r *compiledRequest, target string, body []byte, idempotencyKey string) (int, answer, error) {
+	if c.limiter != nil && !carrier.TokenTaken(ctx) {
+		if err := c.limiter.Wait(ctx, carrier.PriorityOf(ctx)); err != nil {
 			// Nothing was sent: not ambiguous.
 			return 0, answer{}, &carrier.Error{Carrier: c.name, Class: carrier.Transient, Message: "waiting for the rate limiter", Err: err}
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(r.timeout, c.timeout))
 	defer cancel()
 	var reader io.Reader
 	if body != nil {
@@ -205,17 +230,17 @@ func (c *Carrier) do(ctx context.Context, r *compiledRequest, req carrier.Reques
 	if body != nil && hreq.Header.Get("Content-Type") == "" {
 		hreq.Header.Set("Content-Type", "application/json")
 	}
-	if r.idempotencyHeader != "" {
-		hreq.Header.Set(r.idempotencyHeader, req.ExternalID)
+	if r.idempotencyHeader != "" && idempotencyKey != "" {
+		hreq.Header.Set(r.idempotencyHeader, idempotencyKey)
 	}
 
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return 0, answer{}, carrier.NoAnswer(c.name, r.method+" "+r.url.Name(), err)
+		return 0, answer{}, carrier.NoAnswer(c.name, r.method+" "+r.field+".url", err)
 	}
 	raw, err := carrier.ReadBody(resp.Body, maxResponseBody)
 	if err != nil {
-		return 0, answer{}, carrier.NoAnswer(c.name, r.method+" "+r.url.Name(), fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err))
+		return 0, answer{}, carrier.NoAnswer(c.name, r.method+" "+r.field+".url", fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err))
 	}
 	a := answer{raw: raw}
 	a.value, err = decodeJSON(raw)
@@ -239,7 +264,7 @@ func (c *Carrier) answerError(r *compiledRequest, status int, a answer) *carrier
 		e.RetryAfter = a.retryAfter
 	}
 	if carrier.EndpointMissing(status) {
-		e.Message = fmt.Sprintf("endpoint not found, check %s of carrier %s in WAYBILL_CARRIERS_FILE: %s", r.url.Name(), c.name, e.Message)
+		e.Message = fmt.Sprintf("endpoint not found, check %s.url of carrier %s in WAYBILL_CARRIERS_FILE: %s", r.field, c.name, e.Message)
 	}
 	return e
 }

@@ -48,7 +48,7 @@ func TestCreateTask(t *testing.T) {
 	srv := newAcmeServer(t)
 	c := exampleCarrier(t, srv)
 	require.Equal(t, "acme", c.Name())
-	require.InDelta(t, 20, float64(c.limiter.Limit()), 0)
+	require.InDelta(t, 20, c.limiter.(*carrier.LocalLimiter).Limit(), 0)
 
 	task, err := c.CreateTask(ctx, fullRequest())
 	require.NoError(t, err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/waybill/waybill/internal/carrier"
 )
 
 // Config declares one carrier: how to create (and find) its tasks, how to read its webhooks and
@@ -21,18 +23,23 @@ import (
 type Config struct {
 	// Name is the carrier's name in waybill.orders.carrier and POST /webhooks/{name}.
 	Name string `yaml:"name"`
-	// RateLimit is requests per second across every worker of the process; 0 means no limit.
+	// RateLimit is requests per second for the carrier's organisation; 0 means no limit.
 	RateLimit float64 `yaml:"rate_limit"`
+	// Limiter, when set (by serve: shared by every instance), holds RateLimit instead of a
+	// limiter of this process's own.
+	Limiter carrier.Limiter `yaml:"-"`
 	// Timeout bounds each request; 0 means the caller's default (DefaultTimeout in New).
 	Timeout time.Duration `yaml:"timeout"`
 	// ErrorMessage is the path of the carrier's explanation in an error answer
 	// ("error.message"), kept as the order's status_reason when it is rejected. Without it, or
 	// when the answer has none there, the body itself is kept (shortened).
-	ErrorMessage string            `yaml:"error_message"`
-	CreateTask   CreateTaskConfig  `yaml:"create_task"`
-	FindTask     *FindTaskConfig   `yaml:"find_task"`
-	Webhook      WebhookConfig     `yaml:"webhook"`
-	Vocabulary   map[string]string `yaml:"vocabulary"`
+	ErrorMessage string           `yaml:"error_message"`
+	CreateTask   CreateTaskConfig `yaml:"create_task"`
+	FindTask     *FindTaskConfig  `yaml:"find_task"`
+	// CreateBatch, when set, creates many tasks in one request (see CreateBatchConfig).
+	CreateBatch *CreateBatchConfig `yaml:"create_batch"`
+	Webhook     WebhookConfig      `yaml:"webhook"`
+	Vocabulary  map[string]string  `yaml:"vocabulary"`
 
 	// compiled is what Parse built: templates, paths, and the secrets read from the
 	// environment (unexported, so printing a Config never shows them).
@@ -340,6 +347,9 @@ func (c *compiler) carrier(cfg *Config) *compiledCarrier {
 	}
 	if cfg.FindTask != nil {
 		cc.find = c.findTask(*cfg.FindTask, cc.create.header)
+	}
+	if cfg.CreateBatch != nil {
+		cc.batch = c.createBatch(*cfg.CreateBatch, cc.create.header)
 	}
 	cc.webhook = c.webhook(cfg.Webhook)
 	cc.vocabulary = c.vocabulary(cfg.Vocabulary)

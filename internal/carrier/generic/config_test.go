@@ -136,6 +136,11 @@ func TestParseProblems(t *testing.T) {
 		}
 		return s
 	}
+	// batch declares create_batch with fields, in flow style.
+	batch := func(fields string) string {
+		return edit("    webhook:", "    create_batch: {"+fields+"}\n    webhook:")
+	}
+	const batchResponse = "response: {reference: ref, task_id: id, error: problem}"
 	tests := []struct {
 		name string
 		yaml string
@@ -191,6 +196,32 @@ func TestParseProblems(t *testing.T) {
 		{"find method", edit("    webhook:", "    find_task: {url: 'https://x.example/t', method: DELETE, response: {task_id: id}}\n    webhook:"), nil, []string{`carrier "beta": find_task.method: "DELETE" is not one of GET, POST`}},
 		{"find url field", edit("    webhook:", "    find_task: {url: 'https://x.example/{{.OrderID}}', response: {task_id: id}}\n    webhook:"), nil, []string{`carrier "beta": find_task.url: fails on a sample order`, "can't evaluate field OrderID"}},
 		{"find body field", edit("    webhook:", "    find_task: {url: 'https://x.example/', method: POST, body: '{{json .Payload}}', response: {task_id: id}}\n    webhook:"), nil, []string{`carrier "beta": find_task.body: fails on a sample order`, "can't evaluate field Payload"}},
+		{"batch not a mapping", edit("    webhook:", "    create_batch: yes\n    webhook:"), nil, []string{`carrier "beta": create_batch: must be a mapping of fields (line 8)`}},
+		{"batch unknown key", batch("url: https://x.example/b, max: 2, item_key: d, " + batchResponse), nil, []string{
+			`carrier "beta": create_batch.item_key: unknown field (line 8); known here: headers, items_key, max, method, response, timeout, url`,
+		}},
+		{"batch unknown response key", batch("url: https://x.example/b, max: 2, response: {reference: r, task_id: id, error: e, errors: x}"), nil, []string{
+			`carrier "beta": create_batch.response.errors: unknown field (line 8); known here: error, reference, results, task_id, tracking_url, warning`,
+		}},
+		{"batch max not a number", batch("url: https://x.example/b, max: many, " + batchResponse), nil, []string{`carrier "beta": create_batch.max: "many" is not a whole number (line 8)`}},
+		{"batch without max", batch("url: https://x.example/b, " + batchResponse), nil, []string{`carrier "beta": create_batch.max: required: the most orders one request may carry, at least 2`}},
+		{"batch of one", batch("url: https://x.example/b, max: 1, " + batchResponse), nil, []string{`carrier "beta": create_batch.max: must be at least 2`}},
+		{"batch without url", batch("max: 2, " + batchResponse), nil, []string{`carrier "beta": create_batch.url: required`}},
+		{"batch url template", batch("url: 'https://x.example/{{.ExternalID}}', max: 2, " + batchResponse), nil, []string{`carrier "beta": create_batch.url: not a template`}},
+		{"batch relative url", batch("url: /bulk, max: 2, " + batchResponse), nil, []string{`carrier "beta": create_batch.url: "/bulk" is not an absolute http or https URL`}},
+		{"batch url env", batch("url: '${BULK_URL}/b', max: 2, " + batchResponse), nil, []string{`carrier "beta": create_batch.url: environment variable BULK_URL is not set`}},
+		{"batch method", batch("url: https://x.example/b, method: GET, max: 2, " + batchResponse), nil, []string{`carrier "beta": create_batch.method: "GET" is not one of POST, PUT, PATCH`}},
+		{"batch timeout", batch("url: https://x.example/b, max: 2, timeout: -1s, " + batchResponse), nil, []string{`carrier "beta": create_batch.timeout: must not be negative`}},
+		{"batch header", batch("url: https://x.example/b, max: 2, headers: {\"Bad Header\": x}, " + batchResponse), nil, []string{`carrier "beta": create_batch.headers.Bad Header: "Bad Header" is not a header name`}},
+		{"batch without response paths", batch("url: https://x.example/b, max: 2"), nil, []string{
+			`carrier "beta": create_batch.response.reference: required`,
+			`carrier "beta": create_batch.response.task_id: required`,
+			`carrier "beta": create_batch.response.error: required`,
+		}},
+		{"batch bad path", batch("url: https://x.example/b, max: 2, response: {results: a..b, reference: r, task_id: id, error: e, warning: ' w'}"), nil, []string{
+			`carrier "beta": create_batch.response.results: path "a..b": step 2 is empty`,
+			`carrier "beta": create_batch.response.warning: path " w": step " w" has surrounding spaces`,
+		}},
 		{"scheme", edit("hmac-sha256-base64", "hmac-md5"), nil, []string{`carrier "beta": webhook.signature.scheme: "hmac-md5" is not one of hmac-sha256-base64, hmac-sha256-hex, hmac-sha512-base64, hmac-sha512-hex`}},
 		{"no signature header", edit("header: X-Beta-Signature, ", ""), nil, []string{`carrier "beta": webhook.signature.header: required`}},
 		{"secret encoding", edit("secret_env: BETA_SECRET}", "secret_env: BETA_SECRET, secret_encoding: hex}"), nil, []string{`carrier "beta": webhook.signature.secret_env: a secret in BETA_SECRET is not hex`}},

@@ -2,6 +2,7 @@ package generic
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/waybill/waybill/internal/dbtest"
 	"github.com/waybill/waybill/internal/dispatch"
 	"github.com/waybill/waybill/internal/orders"
+	"github.com/waybill/waybill/internal/ratelimit"
 	"github.com/waybill/waybill/internal/webhook"
 )
 
@@ -40,10 +42,24 @@ type e2eBundle struct {
 	webhooks *httptest.Server
 }
 
+// e2eOptions change what setupEndToEndWith runs.
+type e2eOptions struct {
+	// rateLimit, when set, is the carrier's budget in requests per second, shared through
+	// Postgres by dispatch and the carrier as serve shares it.
+	rateLimit float64
+	// dispatchWorkers is how many dispatch jobs run at once; 0 means 5.
+	dispatchWorkers int
+}
+
 // setupEndToEnd runs what `waybill serve` runs for a configured carrier, wired as the daemon
 // wires it: the carrier registered in waybill.carriers, River with the dispatch worker and the
 // webhook pipeline's workers, and the webhook intake, against the Acme API server.
 func setupEndToEnd(t *testing.T) *e2eBundle {
+	t.Helper()
+	return setupEndToEndWith(t, e2eOptions{})
+}
+
+func setupEndToEndWith(t *testing.T, opts e2eOptions) *e2eBundle {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -51,6 +67,12 @@ func setupEndToEnd(t *testing.T) *e2eBundle {
 	acme := newAcmeServer(t)
 
 	cfg := exampleConfig(t, acmeEnv(acme.baseURL()))
+	limiters := map[string]carrier.Limiter{}
+	if opts.rateLimit > 0 {
+		cfg.RateLimit = opts.rateLimit
+		cfg.Limiter = ratelimit.NewShared(pool, cfg.Name, cfg.RateLimit, logger)
+		limiters[cfg.Name] = cfg.Limiter
+	}
 	acmeCarrier, err := New(cfg, logger)
 	require.NoError(t, err)
 	require.NoError(t, dbsqlc.New().CarrierEnsure(ctx, pool, []string{acmeCarrier.Name()}))
@@ -59,17 +81,22 @@ func setupEndToEnd(t *testing.T) *e2eBundle {
 	sources, err := webhook.NewSources(onfleetSource, acmeCarrier.WebhookSource())
 	require.NoError(t, err)
 
-	completer := dispatch.NewBatchCompleter(pool, nil, logger)
+	completer := dispatch.NewStore(dispatch.StoreConfig{Pool: pool, Hooks: nil, Logger: logger})
+	dispatcher := dispatch.NewDispatcher(dispatch.DispatcherConfig{
+		Pool: pool, Store: completer, Logger: logger, AmbiguousAfter: 500 * time.Millisecond,
+		Carriers: map[string]carrier.Carrier{acmeCarrier.Name(): acmeCarrier},
+		Limiters: limiters,
+	})
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
-		Carriers:  map[string]carrier.Carrier{acmeCarrier.Name(): acmeCarrier},
-		Completer: completer,
-		Pool:      pool,
-		Logger:    logger,
+		Dispatcher: dispatcher,
+		Store:      completer,
+		Pool:       pool,
+		Logger:     logger,
 	}))
 	require.NoError(t, webhook.AddWorkers(workers, webhook.Deps{Pool: pool, Sources: sources, Logger: logger}))
 	queues := webhook.Queues(5)
-	queues[dispatch.QueueDispatch] = river.QueueConfig{MaxWorkers: 5}
+	queues[dispatch.QueueDispatch] = river.QueueConfig{MaxWorkers: cmp.Or(opts.dispatchWorkers, 5)}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Schema:            "waybill",
 		Logger:            logger,
@@ -86,11 +113,16 @@ func setupEndToEnd(t *testing.T) *e2eBundle {
 	completerCtx, stopCompleter := context.WithCancel(ctx)
 	completerDone := make(chan struct{})
 	go func() { defer close(completerDone); completer.Run(completerCtx) }()
+	dispatcherCtx, stopDispatcher := context.WithCancel(ctx)
+	dispatcherDone := make(chan struct{})
+	go func() { defer close(dispatcherDone); dispatcher.Run(dispatcherCtx) }()
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		require.NoError(t, client.Stop(stopCtx))
+		stopDispatcher()
+		<-dispatcherDone
 		stopCompleter()
 		<-completerDone
 	})
@@ -279,4 +311,127 @@ func TestEndToEndPickupCompleted(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, history, 1)
 	require.Equal(t, "picked_up", *history[0].Status)
+}
+
+// Orders inserted in one statement go out in a few create_batch requests at the carrier's
+// limit, each order once: created ones are dispatched from their own result (matched by
+// reference, Acme answering out of order), the one Acme refuses alone is rejected with Acme's
+// words and its own dead letter, and a warning lands in its order's history.
+func TestEndToEndBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupEndToEndWith(t, e2eOptions{rateLimit: 4, dispatchWorkers: 300})
+	const n = 250 // more than one request's max (100)
+
+	rows, err := b.pool.Query(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload)
+		SELECT 'SO-B-' || i, 'acme', jsonb_build_object(
+			'recipient', jsonb_build_object('name', 'Ada Lovelace', 'phone', '+14155550100'),
+			'address', jsonb_build_object('line1', i || ' Market St', 'country', 'US',
+				'city', CASE i WHEN 7 THEN 'Atlantis' WHEN 8 THEN 'Springfield' ELSE 'San Francisco' END))
+		FROM generate_series(1, $1::int) AS i
+		RETURNING external_id, id`, n)
+	require.NoError(t, err)
+	ids := map[string]int64{}
+	for rows.Next() {
+		var ext string
+		var id int64
+		require.NoError(t, rows.Scan(&ext, &id))
+		ids[ext] = id
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, ids, n)
+
+	require.Eventually(t, func() bool {
+		var pending int
+		err := b.pool.QueryRow(ctx, `SELECT count(*) FROM waybill.orders WHERE status = 'pending'`).Scan(&pending)
+		return err == nil && pending == 0
+	}, 30*time.Second, 20*time.Millisecond, "every order dispatched or rejected")
+
+	// Few requests, each order in exactly one of them.
+	sizes := b.acme.batchSizes()
+	singles := 0
+	for _, r := range b.acme.allRequests() {
+		if r.Method == http.MethodPost && r.Path == "/v1/deliveries" {
+			singles++
+		}
+	}
+	t.Logf("%d orders went out in batches of %v and %d alone", n, sizes, singles)
+	sent := singles
+	for _, size := range sizes {
+		require.LessOrEqual(t, size, 100, "create_batch.max")
+		sent += size
+	}
+	require.Equal(t, n, sent, "no order was sent twice: batches %v and %d alone", sizes, singles)
+	require.GreaterOrEqual(t, len(sizes), 3)
+	require.LessOrEqual(t, len(sizes)+singles, 12, "requests follow the rate limit, not the orders: batches %v", sizes)
+
+	tasks := b.acme.tasksByReference()
+	require.Len(t, tasks, n-1)
+	require.NotContains(t, tasks, "SO-B-7")
+	for ext, id := range ids {
+		o := b.order(t, id)
+		if ext == "SO-B-7" {
+			require.Equal(t, orders.StatusRejected, o.Status)
+			require.NotNil(t, o.StatusReason)
+			require.Contains(t, *o.StatusReason, "address could not be geocoded")
+			continue
+		}
+		require.Equal(t, 1, tasks[ext], "one task for %s", ext)
+		require.Equal(t, orders.StatusDispatched, o.Status, ext)
+		require.NotNil(t, o.CarrierRef)
+		require.Equal(t, "https://track.acme.example/"+*o.CarrierRef, *o.TrackingURL)
+	}
+	// Results were matched by reference: each order holds the task created for it.
+	refs := map[string]string{}
+	for _, task := range b.acme.allTasks() {
+		refs[task.ID] = task.Reference
+	}
+	for ext, id := range ids {
+		if o := b.order(t, id); o.CarrierRef != nil {
+			require.Equal(t, ext, refs[*o.CarrierRef])
+		}
+	}
+
+	// The refused order alone is a dead letter, with Acme's words.
+	var dead []struct {
+		OrderID int64
+		State   string
+		Reason  string
+	}
+	require.Eventually(t, func() bool {
+		rows, err := b.pool.Query(ctx, `SELECT order_id, state, reason FROM waybill.dead_jobs WHERE carrier = 'acme'`)
+		if err != nil {
+			return false
+		}
+		dead = dead[:0]
+		for rows.Next() {
+			var d struct {
+				OrderID int64
+				State   string
+				Reason  string
+			}
+			if rows.Scan(&d.OrderID, &d.State, &d.Reason) != nil {
+				return false
+			}
+			dead = append(dead, d)
+		}
+		return rows.Err() == nil && len(dead) > 0
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Len(t, dead, 1)
+	require.Equal(t, ids["SO-B-7"], dead[0].OrderID)
+	require.Equal(t, "cancelled", dead[0].State)
+	require.Contains(t, dead[0].Reason, "address could not be geocoded")
+
+	// The warning is in its order's history.
+	var warning string
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT details->>'warning' FROM waybill.order_events
+		WHERE order_id = $1 AND carrier_status = 'taskCreatedWithWarnings'`, ids["SO-B-8"]).Scan(&warning))
+	require.Equal(t, "several cities named Springfield; matched the first", warning)
+
+	// Every batch request was recorded before it went out and settled by its answer.
+	var unsettled, answered int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state <> 'finished'),
+		count(*) FILTER (WHERE settled_by = 'answer') FROM waybill.dispatch_batches`).Scan(&unsettled, &answered))
+	require.Zero(t, unsettled)
+	require.Equal(t, len(sizes), answered)
 }

@@ -121,14 +121,18 @@ func escapeAll(s string) string {
 
 // compiledRequest is one configured request, ready to render for an order.
 type compiledRequest struct {
+	// field is the request's section in the carriers file, for messages: "create_task".
+	field  string
 	method string
-	url    *template.Template
+	url    *template.Template // nil for create_batch, whose URL is fixed
 	// header holds the configured headers and the credential.
 	header            http.Header
 	body              *template.Template // nil: no body
 	idempotencyHeader string
-	taskID            Path
-	trackingURL       Path
+	// timeout bounds the request instead of the carrier's, when set (create_batch.timeout).
+	timeout     time.Duration
+	taskID      Path
+	trackingURL Path
 	// lookup: find_task, whose templates see only lookupData.
 	lookup bool
 	list   Path // find_task only
@@ -145,8 +149,7 @@ func (e *renderError) Unwrap() error { return e.err }
 
 // render builds the request's URL and body for an order.
 func (r *compiledRequest) render(req carrier.Request) (target string, body []byte, err error) {
-	var urlValues, bodyValues any = urlData{OrderID: req.OrderID, ExternalID: escapeAll(req.ExternalID), Kind: req.Kind},
-		requestData{OrderID: req.OrderID, ExternalID: req.ExternalID, Kind: req.Kind, Pickup: req.Kind == orders.KindPickup, Payload: req.Payload}
+	var urlValues, bodyValues any = urlData{OrderID: req.OrderID, ExternalID: escapeAll(req.ExternalID), Kind: req.Kind}, orderData(req)
 	if r.lookup {
 		urlValues, bodyValues = lookupData{ExternalID: escapeAll(req.ExternalID)}, lookupData{ExternalID: req.ExternalID}
 	}
@@ -165,14 +168,28 @@ func (r *compiledRequest) render(req carrier.Request) (target string, body []byt
 	if r.body == nil {
 		return target, nil, nil
 	}
-	buf.Reset()
-	if err := r.body.Execute(&buf, bodyValues); err != nil {
-		return "", nil, &renderError{"body", err}
+	body, err = r.renderBody(bodyValues)
+	if err != nil {
+		return "", nil, err
+	}
+	return target, body, nil
+}
+
+// renderBody renders the body template with data, checking that it is JSON.
+func (r *compiledRequest) renderBody(data any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := r.body.Execute(&buf, data); err != nil {
+		return nil, &renderError{"body", err}
 	}
 	if !json.Valid(buf.Bytes()) {
-		return "", nil, &renderError{"body", fmt.Errorf("the template did not render valid JSON: %s", truncate(buf.String(), 300))}
+		return nil, &renderError{"body", fmt.Errorf("the template did not render valid JSON: %s", truncate(buf.String(), 300))}
 	}
-	return target, buf.Bytes(), nil
+	return buf.Bytes(), nil
+}
+
+// orderData is what a body template sees of req.
+func orderData(req carrier.Request) requestData {
+	return requestData{OrderID: req.OrderID, ExternalID: req.ExternalID, Kind: req.Kind, Pickup: req.Kind == orders.KindPickup, Payload: req.Payload}
 }
 
 // sampleRequests are orders every template must render: the least a valid payload holds, and
@@ -217,7 +234,7 @@ var (
 
 // request compiles the parts create_task and find_task share.
 func (c *compiler) request(prefix, rawURL, method, defaultMethod string, methods []string, body string, header http.Header) *compiledRequest {
-	r := &compiledRequest{header: header}
+	r := &compiledRequest{field: prefix, header: header}
 	r.method = strings.ToUpper(strings.TrimSpace(method))
 	if r.method == "" {
 		r.method = defaultMethod

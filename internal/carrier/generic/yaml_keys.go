@@ -98,6 +98,8 @@ func scalarKind(t reflect.Type) string {
 		return "a duration such as 10s or 1m30s"
 	case t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32:
 		return "a number"
+	case t.Kind() == reflect.Int:
+		return "a whole number"
 	case t.Kind() == reflect.Bool:
 		return "true or false"
 	case t.Kind() == reflect.String:

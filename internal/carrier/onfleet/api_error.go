@@ -27,6 +27,10 @@ type apiError struct {
 func errorFromAnswer(status int, header http.Header, body []byte, now time.Time) *carrier.Error {
 	e := &carrier.Error{Carrier: Name, StatusCode: status, Message: answerMessage(status, body)}
 	e.Class, e.Ambiguous = carrier.ClassifyStatus(status)
+	if apiErrorNumber(body) == errRateLimited {
+		// Onfleet's own code for "too many requests", whatever the status it came with.
+		e.Class, e.Ambiguous = carrier.RateLimited, false
+	}
 	if e.Class == carrier.RateLimited {
 		e.RetryAfter = carrier.RetryAfter(header.Get("Retry-After"), now)
 	}
@@ -55,6 +59,17 @@ func answerMessage(status int, body []byte) string {
 		return truncateRunes(s, 500)
 	}
 	return http.StatusText(status)
+}
+
+// errRateLimited is Onfleet's error number for an organisation over its rate limit.
+const errRateLimited = 2300
+
+func apiErrorNumber(body []byte) int {
+	var ae apiError
+	if json.Unmarshal(body, &ae) != nil {
+		return 0
+	}
+	return ae.Message.Error
 }
 
 func errorNumber(n int) string {

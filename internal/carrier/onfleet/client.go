@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"golang.org/x/time/rate"
 
 	"github.com/waybill/waybill/internal/carrier"
 )
@@ -36,7 +35,9 @@ const maxResponseBody = 8 << 20
 type Options struct {
 	BaseURL string // e.g. https://onfleet.com/api/v2
 	APIKey  string
-	// RateLimit is requests per second across every caller of this Client; 0 means no limit.
+	// Limiter is the organisation's request budget (ratelimit.Shared, across the cluster). When
+	// nil, RateLimit > 0 limits this Client alone; 0 means no limit.
+	Limiter   carrier.Limiter
 	RateLimit float64
 	// Timeout bounds each request, from sending to the last byte of the answer. Waiting for the
 	// rate limiter does not count. Zero means DefaultTimeout.
@@ -51,7 +52,7 @@ type Options struct {
 type Client struct {
 	baseURL string
 	auth    string
-	limiter *rate.Limiter // nil: no limit
+	limiter carrier.Limiter // nil: no limit
 	timeout time.Duration
 	http    *http.Client
 	logger  *slog.Logger
@@ -71,10 +72,13 @@ func New(opts Options) *Client {
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.RateLimit > 0 {
+	switch {
+	case opts.Limiter != nil:
+		c.limiter = opts.Limiter
+	case opts.RateLimit > 0:
 		// A burst of one: Onfleet counts requests per second, so spacing them evenly never
 		// overshoots, whatever the window it measures.
-		c.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), 1)
+		c.limiter = carrier.NewLocalLimiter(opts.RateLimit)
 	}
 	transport := opts.Transport
 	if transport == nil {
@@ -191,8 +195,8 @@ func (c *Client) do(ctx context.Context, method, path string, in any, decode fun
 		}
 		body = bytes.NewReader(b)
 	}
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
+	if c.limiter != nil && !carrier.TokenTaken(ctx) {
+		if err := c.limiter.Wait(ctx, carrier.PriorityOf(ctx)); err != nil {
 			// Nothing was sent: not ambiguous.
 			return &carrier.Error{Carrier: Name, Class: carrier.Transient, Message: "waiting for the rate limiter", Err: err}
 		}
@@ -219,7 +223,16 @@ func (c *Client) do(ctx context.Context, method, path string, in any, decode fun
 		return carrier.NoAnswer(Name, method+" "+path, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return errorFromAnswer(resp.StatusCode, resp.Header, raw, time.Now())
+		e := errorFromAnswer(resp.StatusCode, resp.Header, raw, time.Now())
+		if e.Class == carrier.RateLimited && c.limiter != nil {
+			// The organisation is over its limit, whoever sent the rest: every instance waits.
+			c.limiter.Block(ctx, cmp.Or(e.RetryAfter, time.Second))
+		}
+		return e
+	}
+	if c.limiter != nil && resp.Header.Get("X-RateLimit-Remaining") == "0" {
+		// The next request would be refused: let the window move on first.
+		c.limiter.Block(ctx, time.Second)
 	}
 	if decode == nil {
 		return nil

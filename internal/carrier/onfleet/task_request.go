@@ -2,6 +2,7 @@ package onfleet
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -14,6 +15,9 @@ import (
 const (
 	MetaExternalID = "waybill_external_id"
 	MetaOrderID    = "waybill_order_id"
+	// MetaBatchID is the waybill.dispatch_batches id of the request that created the task: one
+	// metadata lookup finds every task of a batch whose outcome was lost.
+	MetaBatchID = "waybill_batch_id"
 )
 
 // maxNotes is Onfleet's limit on a task's notes.
@@ -69,6 +73,9 @@ func taskBody(req carrier.Request) createTaskRequest {
 			{Name: MetaExternalID, Type: "string", Value: req.ExternalID},
 			{Name: MetaOrderID, Type: "number", Value: req.OrderID},
 		},
+	}
+	if req.BatchID != 0 {
+		body.Metadata = append(body.Metadata, metadata{Name: MetaBatchID, Type: "string", Value: strconv.FormatInt(req.BatchID, 10)})
 	}
 	if w := p.Window; w != nil {
 		if w.After != nil {

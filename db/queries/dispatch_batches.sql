@@ -1,0 +1,90 @@
+-- name: DispatchBatchInsert :one
+-- Recorded before the carrier request goes out.
+INSERT INTO waybill.dispatch_batches (carrier, order_ids, external_ids)
+VALUES (@carrier, @order_ids::bigint[], @external_ids::text[])
+RETURNING id;
+
+-- name: DispatchBatchSubmitted :exec
+-- The carrier accepted an async job: its id, as soon as it is known.
+UPDATE waybill.dispatch_batches
+SET state = 'submitted', carrier_job_id = @carrier_job_id, submitted_at = now()
+WHERE id = @id AND state = 'sending';
+
+-- name: DispatchBatchFailed :exec
+-- An ambiguous failure: the batch stays unfinished until it is settled.
+UPDATE waybill.dispatch_batches SET error = @error WHERE id = @id AND state <> 'finished';
+
+-- name: DispatchBatchGet :one
+SELECT id, carrier, state, order_ids, external_ids, carrier_job_id, results, settled_by, error,
+       created_at, submitted_at
+FROM waybill.dispatch_batches WHERE id = @id;
+
+-- name: DispatchBatchGetByJobID :one
+SELECT id, state FROM waybill.dispatch_batches WHERE carrier = @carrier AND carrier_job_id = @carrier_job_id;
+
+-- name: DispatchBatchClaimLookup :execrows
+-- One instance at a time looks a batch up at the carrier; a claim older than @stale_seconds is
+-- taken over (its holder died or gave up).
+UPDATE waybill.dispatch_batches
+SET lookup_at = now()
+WHERE id = @id AND state <> 'finished'
+  AND (lookup_at IS NULL OR lookup_at < now() - make_interval(secs => @stale_seconds::float8));
+
+-- name: DispatchBatchFinish :many
+-- Settles a batch in one statement: the batch gets its results, each created order becomes
+-- dispatched (as the single-order path records it), each refused order rejected with the
+-- carrier's words. Returns the orders it changed; no row at all when another instance settled
+-- the batch first (read its results instead).
+WITH finished AS (
+    UPDATE waybill.dispatch_batches b
+    SET state = 'finished', results = @results::jsonb, settled_by = @settled_by, finished_at = now()
+    WHERE b.id = @batch_id::bigint AND b.state <> 'finished'
+    RETURNING b.id
+), outcome AS (
+    SELECT o.id,
+           r.value->>'task_id'      AS task_id,
+           r.value->>'tracking_url' AS tracking_url,
+           r.value->>'error'        AS error
+    FROM finished
+    CROSS JOIN LATERAL jsonb_each(@results::jsonb) r
+    JOIN waybill.orders o ON o.external_id = r.key
+    WHERE o.id = ANY(@order_ids::bigint[])
+)
+UPDATE waybill.orders o
+SET status        = CASE WHEN o.status <> 'pending' THEN o.status
+                         WHEN u.task_id IS NOT NULL THEN 'dispatched' ELSE 'rejected' END,
+    status_reason = CASE WHEN o.status = 'pending' AND u.task_id IS NULL THEN u.error ELSE o.status_reason END,
+    status_at     = CASE WHEN o.status = 'pending' THEN now() ELSE o.status_at END,
+    carrier_ref   = coalesce(o.carrier_ref, u.task_id),
+    tracking_url  = coalesce(o.tracking_url, nullif(u.tracking_url, '')),
+    dispatched_at = CASE WHEN u.task_id IS NOT NULL THEN coalesce(o.dispatched_at, now()) ELSE o.dispatched_at END,
+    updated_at    = now()
+FROM outcome u
+WHERE o.id = u.id
+RETURNING o.id, o.status, o.created_at, o.dispatched_at;
+
+-- name: DispatchBatchFinishSingle :exec
+-- A batch of one whose order was recorded by the dispatch completer, or that was never sent.
+UPDATE waybill.dispatch_batches
+SET state = 'finished', settled_by = @settled_by, results = @results::jsonb, finished_at = now()
+WHERE id = @id AND state <> 'finished';
+
+-- name: DispatchBatchesUnfinished :many
+-- For ops and the stuck-batch alarm.
+SELECT id, carrier, state, cardinality(order_ids)::int AS orders, carrier_job_id, error, created_at
+FROM waybill.dispatch_batches
+WHERE state <> 'finished'
+ORDER BY id;
+
+-- name: CarrierRateTake :one
+SELECT waybill.carrier_rate_take(@carrier, @rate::float8, @low::boolean)::float8 AS wait_seconds;
+
+-- name: CarrierRateBlock :exec
+SELECT waybill.carrier_rate_block(@carrier, @seconds::float8);
+
+-- name: OrderEventInsertDispatchWarning :exec
+-- A task created with a warning (e.g. a doubtful address): kept in the order's history.
+INSERT INTO waybill.order_events (order_id, status, carrier_status, occurred_at, applied, event_key, details)
+VALUES (@order_id, 'dispatched', 'taskCreatedWithWarnings', now(), false, 'dispatch-warning:' || @batch_id::bigint,
+        jsonb_build_object('warning', @warning::text, 'batch_id', @batch_id::bigint))
+ON CONFLICT (order_id, event_key) DO NOTHING;
