@@ -63,11 +63,15 @@ ON CONFLICT (name) DO NOTHING;
 
 -- name: OrderGetForDispatchMany :many
 -- What dispatch workers need, for a batch of them at once, with the unfinished carrier batch an
--- order sits in (0 for none): such an order is settled, never sent again.
+-- order sits in (0 for none): such an order is settled, never sent again. Only the orders of
+-- @check_ids are looked for in batches: a job on its first run (no earlier attempt, snooze or
+-- error) cannot have sent its order, and the lookup was most of dispatch's Postgres time.
 SELECT o.id, o.kind, o.payload, o.status, o.status_reason, o.carrier_ref, o.tracking_url,
-       coalesce((SELECT b.id FROM waybill.dispatch_batches b
-                 WHERE b.state <> 'finished' AND b.order_ids @> ARRAY[o.id]
-                 ORDER BY b.id DESC LIMIT 1), 0)::bigint AS batch_id
+       CASE WHEN o.id = ANY(@check_ids::bigint[]) THEN
+           coalesce((SELECT b.id FROM waybill.dispatch_batches b
+                     WHERE b.state <> 'finished' AND b.order_ids @> ARRAY[o.id]
+                     ORDER BY b.id DESC LIMIT 1), 0)
+       ELSE 0 END::bigint AS batch_id
 FROM waybill.orders o
 WHERE o.id = ANY(@ids::bigint[]);
 

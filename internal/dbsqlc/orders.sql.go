@@ -86,12 +86,19 @@ func (q *Queries) OrderGetByID(ctx context.Context, db DBTX, id int64) (WaybillO
 
 const orderGetForDispatchMany = `-- name: OrderGetForDispatchMany :many
 SELECT o.id, o.kind, o.payload, o.status, o.status_reason, o.carrier_ref, o.tracking_url,
-       coalesce((SELECT b.id FROM waybill.dispatch_batches b
-                 WHERE b.state <> 'finished' AND b.order_ids @> ARRAY[o.id]
-                 ORDER BY b.id DESC LIMIT 1), 0)::bigint AS batch_id
+       CASE WHEN o.id = ANY($1::bigint[]) THEN
+           coalesce((SELECT b.id FROM waybill.dispatch_batches b
+                     WHERE b.state <> 'finished' AND b.order_ids @> ARRAY[o.id]
+                     ORDER BY b.id DESC LIMIT 1), 0)
+       ELSE 0 END::bigint AS batch_id
 FROM waybill.orders o
-WHERE o.id = ANY($1::bigint[])
+WHERE o.id = ANY($2::bigint[])
 `
+
+type OrderGetForDispatchManyParams struct {
+	CheckIds []int64
+	Ids      []int64
+}
 
 type OrderGetForDispatchManyRow struct {
 	ID           int64
@@ -105,9 +112,11 @@ type OrderGetForDispatchManyRow struct {
 }
 
 // What dispatch workers need, for a batch of them at once, with the unfinished carrier batch an
-// order sits in (0 for none): such an order is settled, never sent again.
-func (q *Queries) OrderGetForDispatchMany(ctx context.Context, db DBTX, ids []int64) ([]OrderGetForDispatchManyRow, error) {
-	rows, err := db.Query(ctx, orderGetForDispatchMany, ids)
+// order sits in (0 for none): such an order is settled, never sent again. Only the orders of
+// @check_ids are looked for in batches: a job on its first run (no earlier attempt, snooze or
+// error) cannot have sent its order, and the lookup was most of dispatch's Postgres time.
+func (q *Queries) OrderGetForDispatchMany(ctx context.Context, db DBTX, arg OrderGetForDispatchManyParams) ([]OrderGetForDispatchManyRow, error) {
+	rows, err := db.Query(ctx, orderGetForDispatchMany, arg.CheckIds, arg.Ids)
 	if err != nil {
 		return nil, err
 	}

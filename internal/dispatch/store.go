@@ -28,7 +28,13 @@ type Store struct {
 	hooks     Hooks
 	keep      bool
 	completer *batch.Batcher[completion, struct{}]
-	loader    *batch.Batcher[int64, loadedOrder]
+	loader    *batch.Batcher[loadRequest, loadedOrder]
+}
+
+// loadRequest asks for one order; inBatch asks whether it sits in an unfinished carrier batch.
+type loadRequest struct {
+	orderID int64
+	inBatch bool
 }
 
 // StoreConfig wires a Store.
@@ -87,9 +93,11 @@ func (c *Store) End(ctx context.Context, jobID int64) error {
 	return err
 }
 
-// Load reads one order for dispatch, in a batch with other workers' reads.
-func (c *Store) Load(ctx context.Context, orderID int64) (dbsqlc.OrderGetForDispatchManyRow, bool, error) {
-	o, err := c.loader.Do(ctx, orderID)
+// Load reads one order for dispatch, in a batch with other workers' reads. With mayBeSent (the
+// job ran before: an attempt, a snooze or an error) it also finds the unfinished carrier batch
+// the order may sit in (row.BatchID); on a job's first run no request can have carried it.
+func (c *Store) Load(ctx context.Context, orderID int64, mayBeSent bool) (dbsqlc.OrderGetForDispatchManyRow, bool, error) {
+	o, err := c.loader.Do(ctx, loadRequest{orderID: orderID, inBatch: mayBeSent})
 	return o.row, o.found, err
 }
 
@@ -101,8 +109,15 @@ func (c *Store) Run(ctx context.Context) {
 	<-done
 }
 
-func (c *Store) load(ctx context.Context, ids []int64) ([]loadedOrder, error) {
-	rows, err := c.queries.OrderGetForDispatchMany(ctx, c.pool, ids)
+func (c *Store) load(ctx context.Context, reqs []loadRequest) ([]loadedOrder, error) {
+	params := dbsqlc.OrderGetForDispatchManyParams{Ids: make([]int64, len(reqs)), CheckIds: []int64{}}
+	for i, r := range reqs {
+		params.Ids[i] = r.orderID
+		if r.inBatch {
+			params.CheckIds = append(params.CheckIds, r.orderID)
+		}
+	}
+	rows, err := c.queries.OrderGetForDispatchMany(ctx, c.pool, params)
 	if err != nil {
 		return nil, fmt.Errorf("load orders for dispatch: %w", err)
 	}
@@ -110,9 +125,9 @@ func (c *Store) load(ctx context.Context, ids []int64) ([]loadedOrder, error) {
 	for _, r := range rows {
 		byID[r.ID] = r
 	}
-	out := make([]loadedOrder, len(ids))
-	for i, id := range ids {
-		out[i].row, out[i].found = byID[id]
+	out := make([]loadedOrder, len(reqs))
+	for i, r := range reqs {
+		out[i].row, out[i].found = byID[r.orderID]
 	}
 	return out, nil
 }

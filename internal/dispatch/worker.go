@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/tidwall/gjson"
 
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/dbsqlc"
@@ -50,7 +52,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	a := job.Args
 	logger := w.cfg.Logger.With("order_id", a.OrderID, "job_id", job.ID, "carrier", a.Carrier)
 
-	order, exists, err := w.cfg.Store.Load(ctx, a.OrderID)
+	order, exists, err := w.cfg.Store.Load(ctx, a.OrderID, mayBeSent(job.JobRow))
 	if err != nil {
 		return fmt.Errorf("load order %d: %w", a.OrderID, err)
 	}
@@ -128,6 +130,13 @@ func (w *Worker) end(ctx context.Context, job *river.Job[Args]) error {
 		return fmt.Errorf("end dispatch job of order %d: %w", job.Args.OrderID, err)
 	}
 	return nil
+}
+
+// mayBeSent reports whether an earlier run of the job may have put its order in a carrier
+// request: it was attempted, snoozed (River then gives the attempt back) or failed before, or
+// redriven (which keeps its errors).
+func mayBeSent(job *rivertype.JobRow) bool {
+	return job.Attempt > 1 || len(job.Errors) > 0 || gjson.GetBytes(job.Metadata, "snoozes").Int() > 0
 }
 
 func deref(s *string) string {
