@@ -33,8 +33,10 @@ WHERE id = @id AND state <> 'finished'
 -- name: DispatchBatchFinish :many
 -- Settles a batch in one statement: the batch gets its results, each created order becomes
 -- dispatched (as the single-order path records it), each refused order rejected with the
--- carrier's words. Returns the orders it changed; no row at all when another instance settled
--- the batch first (read its results instead).
+-- carrier's words, and the jobs of the orders this statement dispatched that wait in this
+-- process (@job_ids, for @job_order_ids) end: deleted, or completed with @keep. Returns the
+-- orders it changed; no row at all when another instance settled the batch first (read its
+-- results instead: their jobs end when they run).
 WITH finished AS (
     UPDATE waybill.dispatch_batches b
     SET state = 'finished', results = @results::jsonb, settled_by = @settled_by, finished_at = now()
@@ -49,19 +51,31 @@ WITH finished AS (
     CROSS JOIN LATERAL jsonb_each(@results::jsonb) r
     JOIN waybill.orders o ON o.external_id = r.key
     WHERE o.id = ANY(@order_ids::bigint[])
+), updated AS (
+    UPDATE waybill.orders o
+    SET status        = CASE WHEN o.status <> 'pending' THEN o.status
+                             WHEN u.task_id IS NOT NULL THEN 'dispatched' ELSE 'rejected' END,
+        status_reason = CASE WHEN o.status = 'pending' AND u.task_id IS NULL THEN u.error ELSE o.status_reason END,
+        status_at     = CASE WHEN o.status = 'pending' THEN now() ELSE o.status_at END,
+        carrier_ref   = coalesce(o.carrier_ref, u.task_id),
+        tracking_url  = coalesce(o.tracking_url, nullif(u.tracking_url, '')),
+        dispatched_at = CASE WHEN u.task_id IS NOT NULL THEN coalesce(o.dispatched_at, now()) ELSE o.dispatched_at END,
+        updated_at    = now()
+    FROM outcome u
+    WHERE o.id = u.id
+    RETURNING o.id, o.status, o.created_at, o.dispatched_at, o.carrier_ref
+), waiting AS (
+    SELECT j.job_id
+    FROM (SELECT unnest(@job_ids::bigint[]) AS job_id, unnest(@job_order_ids::bigint[]) AS order_id) j
+    JOIN updated ON updated.id = j.order_id AND updated.carrier_ref IS NOT NULL
+), ended_jobs AS (
+    DELETE FROM waybill.river_job
+    WHERE NOT @keep::boolean AND id IN (SELECT job_id FROM waiting) AND state::text = 'running'
+), completed_jobs AS (
+    UPDATE waybill.river_job SET state = 'completed', finalized_at = now()
+    WHERE @keep::boolean AND id IN (SELECT job_id FROM waiting) AND state::text = 'running'
 )
-UPDATE waybill.orders o
-SET status        = CASE WHEN o.status <> 'pending' THEN o.status
-                         WHEN u.task_id IS NOT NULL THEN 'dispatched' ELSE 'rejected' END,
-    status_reason = CASE WHEN o.status = 'pending' AND u.task_id IS NULL THEN u.error ELSE o.status_reason END,
-    status_at     = CASE WHEN o.status = 'pending' THEN now() ELSE o.status_at END,
-    carrier_ref   = coalesce(o.carrier_ref, u.task_id),
-    tracking_url  = coalesce(o.tracking_url, nullif(u.tracking_url, '')),
-    dispatched_at = CASE WHEN u.task_id IS NOT NULL THEN coalesce(o.dispatched_at, now()) ELSE o.dispatched_at END,
-    updated_at    = now()
-FROM outcome u
-WHERE o.id = u.id
-RETURNING o.id, o.status, o.created_at, o.dispatched_at;
+SELECT id, status, created_at, dispatched_at, carrier_ref FROM updated;
 
 -- name: DispatchBatchFinishSingle :exec
 -- A batch of one whose order was recorded by the dispatch completer, or that was never sent.

@@ -93,26 +93,41 @@ WITH finished AS (
     CROSS JOIN LATERAL jsonb_each($1::jsonb) r
     JOIN waybill.orders o ON o.external_id = r.key
     WHERE o.id = ANY($4::bigint[])
+), updated AS (
+    UPDATE waybill.orders o
+    SET status        = CASE WHEN o.status <> 'pending' THEN o.status
+                             WHEN u.task_id IS NOT NULL THEN 'dispatched' ELSE 'rejected' END,
+        status_reason = CASE WHEN o.status = 'pending' AND u.task_id IS NULL THEN u.error ELSE o.status_reason END,
+        status_at     = CASE WHEN o.status = 'pending' THEN now() ELSE o.status_at END,
+        carrier_ref   = coalesce(o.carrier_ref, u.task_id),
+        tracking_url  = coalesce(o.tracking_url, nullif(u.tracking_url, '')),
+        dispatched_at = CASE WHEN u.task_id IS NOT NULL THEN coalesce(o.dispatched_at, now()) ELSE o.dispatched_at END,
+        updated_at    = now()
+    FROM outcome u
+    WHERE o.id = u.id
+    RETURNING o.id, o.status, o.created_at, o.dispatched_at, o.carrier_ref
+), waiting AS (
+    SELECT j.job_id
+    FROM (SELECT unnest($5::bigint[]) AS job_id, unnest($6::bigint[]) AS order_id) j
+    JOIN updated ON updated.id = j.order_id AND updated.carrier_ref IS NOT NULL
+), ended_jobs AS (
+    DELETE FROM waybill.river_job
+    WHERE NOT $7::boolean AND id IN (SELECT job_id FROM waiting) AND state::text = 'running'
+), completed_jobs AS (
+    UPDATE waybill.river_job SET state = 'completed', finalized_at = now()
+    WHERE $7::boolean AND id IN (SELECT job_id FROM waiting) AND state::text = 'running'
 )
-UPDATE waybill.orders o
-SET status        = CASE WHEN o.status <> 'pending' THEN o.status
-                         WHEN u.task_id IS NOT NULL THEN 'dispatched' ELSE 'rejected' END,
-    status_reason = CASE WHEN o.status = 'pending' AND u.task_id IS NULL THEN u.error ELSE o.status_reason END,
-    status_at     = CASE WHEN o.status = 'pending' THEN now() ELSE o.status_at END,
-    carrier_ref   = coalesce(o.carrier_ref, u.task_id),
-    tracking_url  = coalesce(o.tracking_url, nullif(u.tracking_url, '')),
-    dispatched_at = CASE WHEN u.task_id IS NOT NULL THEN coalesce(o.dispatched_at, now()) ELSE o.dispatched_at END,
-    updated_at    = now()
-FROM outcome u
-WHERE o.id = u.id
-RETURNING o.id, o.status, o.created_at, o.dispatched_at
+SELECT id, status, created_at, dispatched_at, carrier_ref FROM updated
 `
 
 type DispatchBatchFinishParams struct {
-	Results   []byte
-	SettledBy *string
-	BatchID   int64
-	OrderIds  []int64
+	Results     []byte
+	SettledBy   *string
+	BatchID     int64
+	OrderIds    []int64
+	JobIds      []int64
+	JobOrderIds []int64
+	Keep        bool
 }
 
 type DispatchBatchFinishRow struct {
@@ -120,18 +135,24 @@ type DispatchBatchFinishRow struct {
 	Status       string
 	CreatedAt    time.Time
 	DispatchedAt *time.Time
+	CarrierRef   *string
 }
 
 // Settles a batch in one statement: the batch gets its results, each created order becomes
 // dispatched (as the single-order path records it), each refused order rejected with the
-// carrier's words. Returns the orders it changed; no row at all when another instance settled
-// the batch first (read its results instead).
+// carrier's words, and the jobs of the orders this statement dispatched that wait in this
+// process (@job_ids, for @job_order_ids) end: deleted, or completed with @keep. Returns the
+// orders it changed; no row at all when another instance settled the batch first (read its
+// results instead: their jobs end when they run).
 func (q *Queries) DispatchBatchFinish(ctx context.Context, db DBTX, arg DispatchBatchFinishParams) ([]DispatchBatchFinishRow, error) {
 	rows, err := db.Query(ctx, dispatchBatchFinish,
 		arg.Results,
 		arg.SettledBy,
 		arg.BatchID,
 		arg.OrderIds,
+		arg.JobIds,
+		arg.JobOrderIds,
+		arg.Keep,
 	)
 	if err != nil {
 		return nil, err
@@ -145,6 +166,7 @@ func (q *Queries) DispatchBatchFinish(ctx context.Context, db DBTX, arg Dispatch
 			&i.Status,
 			&i.CreatedAt,
 			&i.DispatchedAt,
+			&i.CarrierRef,
 		); err != nil {
 			return nil, err
 		}

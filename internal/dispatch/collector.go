@@ -198,7 +198,11 @@ func (c *collector) send(ctx context.Context, items []*item) {
 		var res carrier.BatchResult
 		res, err = c.syncer.CreateBatchSync(ctx, batchID, reqs)
 		if err == nil {
-			if err := c.d.settle(context.WithoutCancel(ctx), batchID, params.OrderIds, resultsOf(res), "answer"); err != nil {
+			t := c.d.track(batchID)
+			for _, it := range items {
+				t.add(it.req.OrderID, waiter{jobID: it.jobID, done: it.done})
+			}
+			if err := t.settle(context.WithoutCancel(ctx), params.OrderIds, resultsOf(res), "answer"); err != nil {
 				// Unsettled, the batch is looked up (FindTask per order) and settled later.
 				logger.WarnContext(ctx, "could not record a batch's answer", "error", err)
 			}
@@ -209,8 +213,7 @@ func (c *collector) send(ctx context.Context, items []*item) {
 	c.d.hooks.CarrierRequest(c.name, "create_batch", outcomeLabel(err))
 	c.d.hooks.CarrierAuth(ctx, c.name, carrier.ClassOf(err) != carrier.Unauthorized)
 	if err == nil && c.syncer != nil {
-		c.d.follow(batchID, items)
-		return
+		return // its tracker delivers the outcomes
 	}
 	if err == nil {
 		if c.d.cfg.CrashAfterBatchAnswer {

@@ -23,7 +23,7 @@ const (
 	DefaultStuckAfter     = 5 * time.Minute
 	DefaultAmbiguousAfter = 20 * time.Second
 	DefaultPollEvery      = time.Second
-	DefaultInFlight       = 8
+	DefaultInFlight       = 32
 )
 
 // DispatcherConfig wires a Dispatcher.
@@ -196,21 +196,40 @@ func (d *Dispatcher) finishUnsent(ctx context.Context, batchID int64) {
 }
 
 // settle records a batch's results, once for the whole cluster, in one transaction: the batch,
-// its created orders (dispatched), its refused ones (rejected), the warnings in their history.
-// Orders absent from res were not created and go out again.
-func (d *Dispatcher) settle(ctx context.Context, batchID int64, orderIDs []int64, results batchResults, by string) error {
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		rows, err := d.queries.DispatchBatchFinish(ctx, tx, dbsqlc.DispatchBatchFinishParams{
-			BatchID: batchID, OrderIds: orderIDs, Results: mustJSON(results), SettledBy: &by,
-		})
+// its created orders (dispatched), its refused ones (rejected), the warnings in their history,
+// and the end of waiting's jobs (job id → order id) whose orders it dispatched. Orders absent
+// from results were not created and go out again. It returns the jobs it ended.
+func (d *Dispatcher) settle(ctx context.Context, batchID int64, orderIDs []int64, results batchResults, by string, waiting map[int64]int64) (map[int64]bool, error) {
+	params := dbsqlc.DispatchBatchFinishParams{
+		BatchID: batchID, OrderIds: orderIDs, Results: mustJSON(results), SettledBy: &by, Keep: d.store.keep,
+		JobIds: make([]int64, 0, len(waiting)), JobOrderIds: make([]int64, 0, len(waiting)),
+	}
+	for jobID, orderID := range waiting {
+		params.JobIds = append(params.JobIds, jobID)
+		params.JobOrderIds = append(params.JobOrderIds, orderID)
+	}
+	var ended map[int64]bool
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		// A commit lost in a crash leaves the batch unfinished and its jobs running: it is
+		// settled again (by poll or lookup). So it need not wait for the WAL flush.
+		if err := d.queries.TxCommitAsync(ctx, tx); err != nil {
+			return err
+		}
+		rows, err := d.queries.DispatchBatchFinish(ctx, tx, params)
 		if err != nil {
 			return fmt.Errorf("settle batch %d: %w", batchID, err)
 		}
 		byID := make(map[int64]bool, len(rows))
 		for _, r := range rows {
-			byID[r.ID] = true
+			byID[r.ID] = r.CarrierRef != nil
 			if r.Status == "dispatched" && r.DispatchedAt != nil {
 				d.hooks.Dispatched(r.CreatedAt, *r.DispatchedAt)
+			}
+		}
+		ended = make(map[int64]bool, len(waiting))
+		for jobID, orderID := range waiting {
+			if byID[orderID] {
+				ended[jobID] = true
 			}
 		}
 		if len(rows) == 0 {
@@ -221,7 +240,7 @@ func (d *Dispatcher) settle(ctx context.Context, batchID int64, orderIDs []int64
 			return err
 		}
 		for orderID, w := range warnings {
-			if !byID[orderID] {
+			if _, ok := byID[orderID]; !ok {
 				continue
 			}
 			if err := d.queries.OrderEventInsertDispatchWarning(ctx, tx, dbsqlc.OrderEventInsertDispatchWarningParams{
@@ -232,6 +251,10 @@ func (d *Dispatcher) settle(ctx context.Context, batchID int64, orderIDs []int64
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return ended, nil
 }
 
 // warnings maps the batch's orders to their carrier warnings.
@@ -276,7 +299,8 @@ func (d *Dispatcher) SettleFromWebhook(ctx context.Context, carrierName, jobID s
 	if err != nil {
 		return fmt.Errorf("read batch %d: %w", b.ID, err)
 	}
-	return d.settle(ctx, b.ID, full.OrderIds, resultsOf(res), "webhook")
+	_, err = d.settle(ctx, b.ID, full.OrderIds, resultsOf(res), "webhook", nil)
+	return err
 }
 
 // waiter is a job waiting for its order's outcome in a batch.
@@ -293,7 +317,31 @@ type tracker struct {
 	mu       sync.Mutex
 	waiters  map[int64][]waiter
 	finished map[int64]outcome // set once settled
+	ended    map[int64]bool    // jobs whose end the settling statement wrote
 	stopped  bool
+}
+
+// settle settles the batch with results, ending the jobs that wait here for the orders it
+// dispatches in the same statement.
+func (t *tracker) settle(ctx context.Context, orderIDs []int64, results batchResults, by string) error {
+	t.mu.Lock()
+	waiting := make(map[int64]int64)
+	for orderID, ws := range t.waiters {
+		for _, w := range ws {
+			if w.jobID != 0 {
+				waiting[w.jobID] = orderID
+			}
+		}
+	}
+	t.mu.Unlock()
+	ended, err := t.d.settle(ctx, t.id, orderIDs, results, by, waiting)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.ended = ended
+	t.mu.Unlock()
+	return nil
 }
 
 func (t *tracker) add(orderID int64, w waiter) {
@@ -316,7 +364,7 @@ func (t *tracker) deliver(orderID int64, w waiter) {
 	if !ok {
 		o = outcome{resend: true}
 	}
-	if o.created && w.jobID != 0 {
+	if o.created && w.jobID != 0 && !t.ended[w.jobID] {
 		t.d.wg.Go(func() {
 			if err := t.d.store.End(context.WithoutCancel(t.d.runCtx), w.jobID); err != nil {
 				// The job runs again, finds the order dispatched, and ends then.
@@ -396,7 +444,7 @@ func (t *tracker) step(ctx context.Context, logger *slog.Logger, b dbsqlc.Dispat
 		if typical == t.d.jobTime.get() { // a wait for the webhook says nothing of the job
 			t.d.jobTime.observe(time.Since(submitted), polls.n == 1)
 		}
-		if err := t.d.settle(ctx, t.id, b.OrderIds, resultsOf(res), "poll"); err != nil {
+		if err := t.settle(ctx, b.OrderIds, resultsOf(res), "poll"); err != nil {
 			logger.WarnContext(ctx, "could not settle a batch", "error", err)
 			return false
 		}
@@ -441,7 +489,7 @@ func (t *tracker) lookup(ctx context.Context, logger *slog.Logger, col *collecto
 		res.Created[ext] = carrier.CreatedTask{Task: task}
 	}
 	logger.InfoContext(ctx, "batch settled by lookup", "carrier", b.Carrier, "found", len(found), "orders", len(b.OrderIds))
-	if err := t.d.settle(ctx, t.id, b.OrderIds, resultsOf(res), "lookup"); err != nil {
+	if err := t.settle(ctx, b.OrderIds, resultsOf(res), "lookup"); err != nil {
 		logger.WarnContext(ctx, "could not settle a batch", "error", err)
 		return false
 	}

@@ -1,6 +1,7 @@
 package onfleet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 // MaxBatch is the most tasks POST /tasks/batch-async takes in one request.
@@ -59,8 +61,12 @@ func (c *Client) BatchStatus(ctx context.Context, jobID string) (carrier.BatchRe
 		done   bool
 	)
 	err := c.do(ctx, http.MethodGet, "/tasks/batch/"+url.PathEscape(jobID), nil, func(raw []byte) error {
-		if !gjson.ValidBytes(raw) {
-			return errors.New("not JSON")
+		// Not gjson.ValidBytes: validating a finished job's answer (500 whole tasks) cost as
+		// much as reading it. A cut answer must never pass for a finished job with fewer tasks
+		// (its orders would be sent again): it must be one whole object, under the read cap.
+		trimmed := bytes.TrimSpace(raw)
+		if len(raw) >= maxResponseBody || !bytes.HasPrefix(trimmed, []byte("{")) || !bytes.HasSuffix(trimmed, []byte("}")) {
+			return errors.New("not one whole JSON object")
 		}
 		done = finishedBatch[gjson.GetBytes(raw, "status").String()]
 		if done {
@@ -141,10 +147,10 @@ func warningText(w gjson.Result) string {
 				return true
 			})
 			if len(parts) > 0 {
-				return truncateRunes(strings.Join(parts, "; "), 1000)
+				return truncate.Runes(strings.Join(parts, "; "), 1000)
 			}
 		case v.Exists() && v.String() != "":
-			return truncateRunes(v.String(), 1000)
+			return truncate.Runes(v.String(), 1000)
 		}
 	}
 	return "created with a warning"
@@ -167,7 +173,7 @@ func batchErrorMessage(e gjson.Result) string {
 	if strings.TrimSpace(msg) == "" {
 		msg = "refused by the carrier"
 	}
-	return truncateRunes(msg, 1000)
+	return truncate.Runes(msg, 1000)
 }
 
 // FindBatch implements carrier.BatchCarrier: one POST /tasks/metadata for the batch id says
