@@ -1,4 +1,3 @@
-// Package db holds Waybill's SQL: goose migrations (also sqlc's schema) and sqlc queries.
 package db
 
 import "embed"

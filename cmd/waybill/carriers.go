@@ -20,7 +20,6 @@ import (
 	"github.com/waybill/waybill/internal/config"
 	"github.com/waybill/waybill/internal/ratelimit"
 	"github.com/waybill/waybill/internal/reconcile"
-	"github.com/waybill/waybill/internal/webhook"
 )
 
 // runCarriers is `waybill carriers check|register`: the carriers' webhooks for this service.
@@ -134,5 +133,5 @@ func printWebhookReport(w io.Writer, rep reconcile.WebhookReport) {
 }
 
 func triggerName(trigger int) string {
-	return fmt.Sprintf("%d %s", trigger, webhook.OnfleetTriggers[trigger])
+	return fmt.Sprintf("%d %s", trigger, onfleet.Triggers[trigger])
 }

@@ -43,14 +43,6 @@ FROM (SELECT unnest(@ids::bigint[])             AS id,
 WHERE e.id = u.id AND e.outcome IS NULL
 RETURNING e.id;
 
--- name: WebhookEventListQuarantined :many
--- Quarantined events, newest first, for ops.
-SELECT id, carrier, event_key, outcome_detail, order_id, received_at
-FROM waybill.webhook_events
-WHERE outcome = 'quarantined'
-ORDER BY received_at DESC
-LIMIT @max_rows;
-
 -- name: WebhookJobDeleteRunning :exec
 -- Ends a batch of the pipeline's translate or act jobs in the transaction that did their work.
 -- The rows go rather than stay as completed: the event's outcome and the order's history are the

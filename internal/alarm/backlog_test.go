@@ -8,13 +8,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbsqlc"
+	"github.com/waybill/waybill/internal/dbtest"
 )
 
 func TestBacklogAlarm(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.cfg.RemindAfter = time.Hour
-	orderID, jobID := insertOrder(t, b.pool, "SO-1")
+	orderID, jobID := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
 
 	// Younger than BacklogAlertAfter (default 5m): fine.
 	b.clock.Advance(4 * time.Minute)
@@ -68,7 +69,7 @@ func TestBacklogAlarm(t *testing.T) {
 func TestBacklogAlarmOnJobsAlone(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	orderID, _ := insertOrder(t, b.pool, "SO-1")
+	orderID, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
 	_, err := dbsqlc.New().OrderMarkDispatchedMany(context.Background(), b.pool, dbsqlc.OrderMarkDispatchedManyParams{
 		Ids: []int64{orderID}, CarrierRefs: []string{"t1"}, TrackingUrls: []string{""}})
 	require.NoError(t, err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbtest"
@@ -23,7 +22,7 @@ func TestCheckWorkerEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := dbtest.NewPool(t)
-	_, job := insertOrder(t, pool, "SO-1")
+	_, job := dbtest.InsertOrder(t, pool, dbtest.Order{ExternalID: "SO-1"})
 	killJob(t, pool, job, "onfleet: rejected (HTTP 400): address could not be geocoded")
 
 	var (
@@ -44,17 +43,11 @@ func TestCheckWorkerEndToEnd(t *testing.T) {
 	workers := river.NewWorkers()
 	AddWorkers(workers, pool, cfg)
 	notify.AddWorkers(workers, notifier)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Schema:       "waybill",
+	client, events := dbtest.StartRiver(t, pool, &river.Config{
 		Queues:       map[string]river.QueueConfig{QueueAlarm: {MaxWorkers: 1}, notify.QueueNotify: {MaxWorkers: 1}},
 		Workers:      workers,
 		PeriodicJobs: PeriodicJobs(cfg),
-	})
-	require.NoError(t, err)
-	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
-	defer cancel()
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, client.Stop(context.Background())) })
+	}, river.EventKindJobCompleted, river.EventKindJobFailed)
 
 	// RunOnStart: the new leader checks at once; the check's Slack job follows.
 	waitFor := func(kind string) {
@@ -95,7 +88,7 @@ func TestConcurrentChecksSendOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	_, job := insertOrder(t, b.pool, "SO-1")
+	_, job := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
 	killJob(t, b.pool, job, "boom")
 
 	first := NewChecker(b.pool, b.cfg)
@@ -121,7 +114,7 @@ func TestConcurrentChecksSendOnce(t *testing.T) {
 func TestCheckReportsEachFailure(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	_, job := insertOrder(t, b.pool, "SO-1")
+	_, job := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
 	killJob(t, b.pool, job, "boom")
 	_, err := b.pool.Exec(context.Background(), `ALTER TABLE waybill.carrier_health RENAME TO carrier_health_gone`)
 	require.NoError(t, err)

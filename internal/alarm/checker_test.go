@@ -22,8 +22,6 @@ import (
 	"github.com/waybill/waybill/internal/notify"
 )
 
-const testPayload = `{"recipient":{"name":"Ada","phone":"+15550100"},"address":{"line1":"1 Main St","city":"Springfield","country":"US"}}`
-
 // testClock is the checker's clock, moved by hand.
 type testClock struct {
 	mu sync.Mutex
@@ -137,19 +135,6 @@ func (b *testBundle) alarmsSent(t *testing.T, alarm, state string) float64 {
 		}
 	}
 	return 0
-}
-
-// insertOrder inserts an order as the monolith does; the outbox trigger adds its dispatch job.
-func insertOrder(t *testing.T, pool *pgxpool.Pool, externalID string) (orderID, jobID int64) {
-	t.Helper()
-	ctx := context.Background()
-	require.NoError(t, pool.QueryRow(ctx,
-		`INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'onfleet', $2) RETURNING id`,
-		externalID, testPayload).Scan(&orderID))
-	require.NoError(t, pool.QueryRow(ctx,
-		`SELECT id FROM waybill.river_job WHERE kind = 'dispatch_order' AND (args->>'order_id')::bigint = $1`,
-		orderID).Scan(&jobID))
-	return orderID, jobID
 }
 
 // finishJob completes a job as if a worker had, taking it out of any backlog.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/waybill/waybill/internal/dbtest"
 )
 
 func TestDeadLettersAlarm(t *testing.T) {
@@ -15,8 +17,8 @@ func TestDeadLettersAlarm(t *testing.T) {
 	b.check(t)
 	require.Empty(t, b.slackJobs(t, NameDeadLetters), "no dead letters, no message")
 
-	_, job1 := insertOrder(t, b.pool, "SO-1")
-	_, job2 := insertOrder(t, b.pool, "SO-2")
+	_, job1 := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
+	_, job2 := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-2"})
 	killJob(t, b.pool, job1, "onfleet: rejected (HTTP 400): address could not be geocoded")
 	killJob(t, b.pool, job2, "onfleet: rejected (HTTP 400): bad phone")
 
@@ -41,7 +43,7 @@ func TestDeadLettersAlarm(t *testing.T) {
 	require.Len(t, b.slackJobs(t, NameDeadLetters), 1)
 
 	// One more within the episode is counted, not sent (the reminder waits for RemindAfter).
-	_, job3 := insertOrder(t, b.pool, "SO-3")
+	_, job3 := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-3"})
 	killJob(t, b.pool, job3, "boom")
 	b.clock.Advance(time.Minute)
 	b.check(t)
@@ -65,7 +67,7 @@ func TestDeadLettersAlarm(t *testing.T) {
 	require.Equal(t, 1.0, b.alarmsSent(t, NameDeadLetters, "resolved"))
 
 	// The next dead letter starts a new episode that counts only itself.
-	_, job4 := insertOrder(t, b.pool, "SO-4")
+	_, job4 := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-4"})
 	killJob(t, b.pool, job4, "boom")
 	b.clock.Advance(time.Minute)
 	b.check(t)
@@ -81,7 +83,7 @@ func TestDeadLettersReminder(t *testing.T) {
 	b.cfg.RemindAfter = time.Hour
 	b.cfg.DeadLetterQuietAfter = 2 * time.Hour
 
-	_, job1 := insertOrder(t, b.pool, "SO-1")
+	_, job1 := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
 	killJob(t, b.pool, job1, "boom")
 	b.check(t)
 	require.Len(t, b.slackJobs(t, NameDeadLetters), 1)
@@ -93,7 +95,7 @@ func TestDeadLettersReminder(t *testing.T) {
 
 	// New ones arrive: the reminder carries how many since the last message.
 	for _, id := range []string{"SO-2", "SO-3"} {
-		_, job := insertOrder(t, b.pool, id)
+		_, job := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: id})
 		killJob(t, b.pool, job, "boom")
 	}
 	b.clock.Advance(time.Minute)
@@ -108,7 +110,7 @@ func TestDeadLettersRedrivenBeforeCheck(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	_, job := insertOrder(t, b.pool, "SO-1")
+	_, job := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
 	killJob(t, b.pool, job, "boom")
 	_, err := b.pool.Exec(ctx, `SELECT * FROM waybill.redrive(ARRAY[$1::bigint], 'test')`, job)
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbsqlc"
+	"github.com/waybill/waybill/internal/dbtest"
 )
 
 func TestSilenceAlarm(t *testing.T) {
@@ -17,9 +18,9 @@ func TestSilenceAlarm(t *testing.T) {
 	ctx := context.Background()
 	q := dbsqlc.New()
 
-	id1, job1 := insertOrder(t, b.pool, "SO-1")
-	id2, job2 := insertOrder(t, b.pool, "SO-2")
-	_, job3 := insertOrder(t, b.pool, "SO-3") // never dispatched: the backlog alarm's, not silence's
+	id1, job1 := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
+	id2, job2 := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-2"})
+	_, job3 := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-3"}) // never dispatched: the backlog alarm's, not silence's
 	_, err := q.OrderMarkDispatchedMany(ctx, b.pool, dbsqlc.OrderMarkDispatchedManyParams{
 		Ids: []int64{id1, id2}, CarrierRefs: []string{"t1", "t2"}, TrackingUrls: []string{"https://track/1", "https://track/2"}})
 	require.NoError(t, err)

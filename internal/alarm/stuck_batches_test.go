@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/waybill/waybill/internal/dbtest"
 )
 
 func TestStuckBatchesAlarm(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	orderID, _ := insertOrder(t, b.pool, "SO-STUCK")
+	orderID, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-STUCK"})
 	var batchID int64
 	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO waybill.dispatch_batches (carrier, order_ids, external_ids, created_at)
 		VALUES ('onfleet', ARRAY[$1::bigint], ARRAY['SO-STUCK'], $2) RETURNING id`, orderID, b.clock.Now()).Scan(&batchID))

@@ -7,13 +7,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/waybill/waybill/internal/dbtest"
 )
 
 func TestWebhooksNotArrivingAlarm(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	orderID, _ := insertOrder(t, b.pool, "SO-GAP")
+	orderID, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-GAP"})
 	seq := 0
 	polled := func(n int) {
 		for range n {

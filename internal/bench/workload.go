@@ -59,7 +59,7 @@ func webhookEventFor(e int, targets []webhookOrder, baseMs int64) (body []byte, 
 }
 
 // onfleetEventBody renders an Onfleet webhook with the shape of Onfleet's documented payloads
-// (internal/webhook/testdata/onfleet): the full task object under data.task, carrying the
+// (internal/carrier/onfleet/onfleettest/testdata): the full task object under data.task, carrying the
 // metadata Waybill stored when it created the task.
 func onfleetEventBody(o webhookOrder, trig onfleetTrigger, timeMs int64) ([]byte, error) {
 	shortID := o.CarrierRef

@@ -1,5 +1,3 @@
-// Package carrier is the seam between Waybill and a delivery carrier: the adapter interface and
-// the error classes that decide how dispatch retries.
 package carrier
 
 import (

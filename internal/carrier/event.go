@@ -1,8 +1,4 @@
-// Package webhook is the way back from carriers: verified intake of their webhooks, translation
-// of each carrier's vocabulary into Waybill's canonical statuses, and the act that moves the order,
-// writes its history and tells people. Intake → translate → act, each handoff a River job enqueued
-// in the transaction that finishes the step before it.
-package webhook
+package carrier
 
 import (
 	"encoding/json"
@@ -110,9 +106,9 @@ type Translation struct {
 	Detail string
 }
 
-// Translate decides what ev means. A completion the carrier marks as failed is a failed attempt,
-// and a completed pickup is picked_up: rules about what completion means, so every carrier's
-// vocabulary maps its completion word to delivered.
+// Translate decides what ev means. What a completion means (a failed one is a failed attempt, a
+// pickup's is picked_up) is the order's rule (orders.EventStatus), so every carrier's vocabulary
+// maps its completion word to delivered.
 func (v Vocabulary) Translate(ev Event) Translation {
 	if ev.Problem != "" {
 		return Translation{Outcome: OutcomeQuarantine, Detail: ev.Problem}
@@ -128,12 +124,9 @@ func (v Vocabulary) Translate(ev Event) Translation {
 	case m.Outcome != OutcomeStatus:
 		return Translation{Outcome: m.Outcome}
 	}
-	s := m.Status
-	switch {
-	case ev.Failed && (s == orders.StatusDelivered || s == orders.StatusPickedUp):
-		s = orders.StatusFailedAttempt
-	case ev.IsPickup && s == orders.StatusDelivered:
-		s = orders.StatusPickedUp
+	kind := orders.KindDelivery
+	if ev.IsPickup {
+		kind = orders.KindPickup
 	}
-	return Translation{Outcome: OutcomeStatus, Status: s}
+	return Translation{Outcome: OutcomeStatus, Status: orders.EventStatus(m.Status, kind, ev.Failed)}
 }

@@ -1,4 +1,4 @@
-package webhook
+package carrier
 
 import (
 	"crypto/hmac"
@@ -11,7 +11,7 @@ import (
 )
 
 // Source reads one carrier's webhooks: the seam between Waybill and a carrier on the way back,
-// as carrier.Carrier is on the way out. Onfleet is one; a carrier declared in configuration is
+// as Carrier is on the way out. Onfleet is one; a carrier declared in configuration is
 // another. Implementations are safe for concurrent use.
 type Source interface {
 	// Name is the carrier's name: waybill.orders.carrier and the {carrier} of
@@ -38,6 +38,16 @@ var (
 	// ErrNotJSON: a verified body is not valid JSON.
 	ErrNotJSON = errors.New("webhook: body is not valid JSON")
 )
+
+// BatchSource is a Source whose carrier announces by webhook that a batch job finished (Onfleet's
+// trigger 19), with the job's results: dispatch settles the batch from it, whichever of the
+// webhook and its own poll comes first.
+type BatchSource interface {
+	Source
+	// BatchCompleted reads a finished batch job's id and results from a parsed event and its
+	// body; ok is false when the event is not about a batch job.
+	BatchCompleted(ev Event, body []byte) (jobID string, res BatchResult, ok bool)
+}
 
 // Sources are the configured carriers' webhook readers, by name.
 type Sources map[string]Source
@@ -71,9 +81,9 @@ func CheckHMAC(newHash func() hash.Hash, keys [][]byte, body, mac []byte) error 
 	return ErrBadSignature
 }
 
-// bodyKey is the event key of an event without a carrier identity: redeliveries of the same
+// BodyKey is the event key of an event without a carrier identity: redeliveries of the same
 // bytes are recognised.
-func bodyKey(body []byte) string {
+func BodyKey(body []byte) string {
 	sum := sha256.Sum256(body)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -1,5 +1,3 @@
-// Package daemon runs `waybill serve`: the HTTP API, River's workers and the dispatch completer
-// over one Postgres pool, started and stopped in order.
 package daemon
 
 import (
@@ -10,9 +8,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,6 +19,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/waybill/waybill/internal/alarm"
+	"github.com/waybill/waybill/internal/background"
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/carrier/generic"
 	"github.com/waybill/waybill/internal/carrier/onfleet"
@@ -52,18 +51,65 @@ type Options struct {
 	RiverLogger *slog.Logger
 }
 
-// Serve runs Waybill until ctx ends.
+// Serve runs Waybill until ctx ends: wire builds the service, run starts it and stops it in
+// order. It owns opts.Listener: closed on the way out, early or not.
 func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) error {
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = 20 * time.Second
 	}
 	// One line per failure per interval, however many loops and requests meet it (an outage).
 	logger = throttledLogger(logger, DefaultLogThrottle)
+	s := &service{cfg: cfg, logger: logger, opts: opts}
+	defer s.close()
+	if opts.Listener != nil {
+		s.onClose(func() { _ = opts.Listener.Close() }) // the server closes it too; twice is harmless
+	}
+	if err := s.wire(ctx); err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+// service is Waybill wired: everything built, nothing running yet.
+type service struct {
+	cfg    *config.Config
+	logger *slog.Logger
+	opts   Options
+
+	pool       *pgxpool.Pool
+	carriers   []string
+	recorder   *alarm.Recorder
+	store      *dispatch.Store
+	dispatcher *dispatch.Dispatcher
+	pipeline   *webhook.Pipeline
+	intake     *webhook.Handler
+	client     *river.Client[pgx.Tx]
+	srv        *http.Server
+	ln         net.Listener
+
+	closers []func() // see close
+}
+
+// onClose adds f to what close undoes: the pool, listeners, side servers.
+func (s *service) onClose(f func()) { s.closers = append(s.closers, f) }
+
+// close undoes what wire built, last first; the pool closes last.
+func (s *service) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// wire connects to Postgres, checks it, and builds every part of the service. Nothing runs yet;
+// whatever it opened is closed by close, also when it fails half way.
+func (s *service) wire(ctx context.Context) error {
+	cfg, logger := s.cfg, s.logger
 	pool, err := newPool(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	s.pool = pool
+	s.onClose(pool.Close)
 
 	if err := checkMigrated(ctx, pool); err != nil {
 		return err
@@ -80,25 +126,19 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(carriers))
 	for name := range carriers {
-		names = append(names, name)
+		s.carriers = append(s.carriers, name)
 	}
-	if err := dbsqlc.New().CarrierEnsure(ctx, pool, names); err != nil {
+	if err := dbsqlc.New().CarrierEnsure(ctx, pool, s.carriers); err != nil {
 		return fmt.Errorf("register carriers: %w", err)
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	met := metrics.New(reg, pool, logger)
-	// The recorder writes carrier-auth and webhook-signature observations for the alarms; it
-	// flushes its last observations on the way out, before the pool closes.
-	recorder := alarm.NewRecorder(pool, logger, nil)
-	recorderCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
-	recorderDone := make(chan struct{})
-	go func() { defer close(recorderDone); recorder.Run(recorderCtx) }()
-	defer func() { stopRecorder(); <-recorderDone }()
-	hooks := dispatchHooks{met, recorder}
+	// The recorder writes carrier-auth and webhook-signature observations for the alarms.
+	s.recorder = alarm.NewRecorder(pool, logger, nil)
+	hooks := dispatchHooks{met, s.recorder}
 
 	notifier, err := notify.New(pool, notify.Config{
 		SMTPURL:         cfg.SMTPURL,
@@ -114,12 +154,12 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		return err
 	}
 
-	completer := dispatch.NewStore(dispatch.StoreConfig{Pool: pool, Hooks: hooks, Logger: logger, KeepFinishedJobs: cfg.KeepFinishedJobs > 0})
-	dispatcher := dispatch.NewDispatcher(dispatch.DispatcherConfig{
+	s.store = dispatch.NewStore(dispatch.StoreConfig{Pool: pool, Hooks: hooks, Logger: logger, KeepFinishedJobs: cfg.KeepFinishedJobs > 0})
+	s.dispatcher = dispatch.NewDispatcher(dispatch.DispatcherConfig{
 		Pool:       pool,
 		Carriers:   carriers,
 		Limiters:   limiters,
-		Store:      completer,
+		Store:      s.store,
 		Hooks:      hooks,
 		Logger:     logger,
 		StuckAfter: cfg.BatchStuckAfter,
@@ -128,8 +168,8 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	})
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
-		Dispatcher: dispatcher,
-		Store:      completer,
+		Dispatcher: s.dispatcher,
+		Store:      s.store,
 		Pool:       pool,
 		Logger:     logger,
 	}))
@@ -151,22 +191,22 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		return err
 	}
 
-	sources, err := webhook.NewSources(webhookSources...)
+	sources, err := carrier.NewSources(webhookSources...)
 	if err != nil {
 		return err
 	}
-	webhookMetrics, err := webhook.NewMetrics(reg, names...)
+	webhookMetrics, err := webhook.NewMetrics(reg, s.carriers...)
 	if err != nil {
 		return err
 	}
-	pipeline, err := webhook.NewPipeline(webhook.Deps{
+	s.pipeline, err = webhook.NewPipeline(webhook.Deps{
 		Pool: pool, Sources: sources, Logger: logger, CallbackEnabled: cfg.CallbackURL != "",
-		Batches: dispatcher, KeepFinishedJobs: cfg.KeepFinishedJobs > 0,
+		Batches: s.dispatcher, KeepFinishedJobs: cfg.KeepFinishedJobs > 0,
 	})
 	if err != nil {
 		return err
 	}
-	if err := pipeline.Add(workers); err != nil {
+	if err := s.pipeline.Add(workers); err != nil {
 		return err
 	}
 
@@ -179,15 +219,15 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	// Translate and act jobs wait for their step's next batch (one transaction, one connection
 	// for all of them): many workers make large batches, and hold no connection while waiting.
 	maps.Copy(queues, webhook.Queues(500))
-	riverLogger := cmp.Or(opts.RiverLogger, logger)
-	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, ownsRiver, workers, queues, append(alarm.PeriodicJobs(alarmCfg), reconcilePeriodic...), riverLogger))
+	riverLogger := cmp.Or(s.opts.RiverLogger, logger)
+	s.client, err = river.NewClient(riverpgxv5.New(pool), riverConfig(cfg, ownsRiver, workers, queues, append(alarm.PeriodicJobs(alarmCfg), reconcilePeriodic...), riverLogger))
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
 	}
 
-	webhooks, err := webhook.NewHandler(webhook.HandlerConfig{
+	s.intake, err = webhook.NewHandler(webhook.HandlerConfig{
 		Pool: pool, Sources: sources, Logger: logger,
-		Hooks: webhookHooks{webhookMetrics, recorder},
+		Hooks: webhookHooks{webhookMetrics, s.recorder},
 	})
 	if err != nil {
 		return err
@@ -196,7 +236,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	var riverUI http.Handler
 	if cfg.AdminUser != "" {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
-			Endpoints: riverui.NewEndpoints(client, nil),
+			Endpoints: riverui.NewEndpoints(s.client, nil),
 			Logger:    riverLogger, // it logs every API error, 404s included, at INFO
 			Prefix:    "/riverui",
 		})
@@ -215,35 +255,29 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	// a private interface), not on the public listener.
 	publicMetrics := metrics.Handler(reg)
 	if cfg.MetricsAddr != "" {
-		stopMetrics, err := serveMetrics(cfg.MetricsAddr, opts.MetricsListener, publicMetrics, logger)
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, s.opts.MetricsListener, publicMetrics, logger)
 		if err != nil {
 			return err
 		}
-		defer stopMetrics()
+		s.onClose(stopMetrics)
 		publicMetrics = nil
 	}
-	handler := httpapi.NewHandler(httpapi.Deps{
-		Orders:      orders.NewStore(pool),
-		IntakeToken: cfg.IntakeToken,
-		Logger:      logger,
-		Ready:       func(ctx context.Context) error { return metrics.Ready(ctx, pool, metrics.RiverRunning(client.Stopped)) },
-		Metrics:     publicMetrics,
-		Webhooks:    webhooks,
-		RiverUI:     riverUI,
-	})
-	srv := &http.Server{
-		Handler:           handler,
+	client := s.client
+	s.srv = &http.Server{
+		Handler: httpapi.NewHandler(httpapi.Deps{
+			Orders:      orders.NewStore(pool),
+			IntakeToken: cfg.IntakeToken,
+			Logger:      logger,
+			Ready:       func(ctx context.Context) error { return metrics.Ready(ctx, pool, metrics.RiverRunning(client.Stopped)) },
+			Metrics:     publicMetrics,
+			Webhooks:    s.intake,
+			RiverUI:     riverUI,
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln := opts.Listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return fmt.Errorf("listen on %s (WAYBILL_HTTP_ADDR): %w", cfg.HTTPAddr, err)
-		}
 	}
 
 	if cfg.PprofAddr != "" {
@@ -251,37 +285,42 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		if err != nil {
 			return err
 		}
-		defer stopPprof()
+		s.onClose(stopPprof)
 	}
+	s.ln = s.opts.Listener
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen on %s (WAYBILL_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+		}
+		ln := s.ln
+		s.onClose(func() { _ = ln.Close() })
+	}
+	return nil
+}
 
-	// The completer outlives River's stop: jobs still running when River stops wait on it.
-	completerCtx, stopCompleter := context.WithCancel(context.WithoutCancel(ctx))
-	completerDone := make(chan struct{})
-	go func() { defer close(completerDone); completer.Run(completerCtx) }()
-	defer func() { stopCompleter(); <-completerDone }()
-	// The dispatcher too: its requests in flight finish and are recorded before it stops.
-	dispatcherCtx, stopDispatcher := context.WithCancel(context.WithoutCancel(ctx))
-	dispatcherDone := make(chan struct{})
-	go func() { defer close(dispatcherDone); dispatcher.Run(dispatcherCtx) }()
-	defer func() { stopDispatcher(); <-dispatcherDone }()
-	// So do the webhook pipeline's batches; webhook intake's group commit outlives the HTTP
-	// server, whose requests in flight at shutdown wait on it.
-	webhookCtx, stopWebhooks := context.WithCancel(context.WithoutCancel(ctx))
-	var webhooksDone sync.WaitGroup
-	webhooksDone.Go(func() { pipeline.Run(webhookCtx) })
-	webhooksDone.Go(func() { webhooks.Run(webhookCtx) })
-	defer func() { stopWebhooks(); webhooksDone.Wait() }()
+// run starts the background loops, River and the HTTP server, and stops them in order once ctx
+// ends (or the server fails): HTTP first, then River, then the loops they wait on, last started
+// first. The loops outlive River's stop: jobs still running wait on the store, the dispatcher
+// and the pipeline's batches, and requests still in flight on intake's group commit.
+func (s *service) run(ctx context.Context) error {
+	logger := s.logger
+	var loops background.Group
+	defer loops.Stop()
+	loops.Start(ctx, s.recorder.Run) // flushes its last observations on the way out
+	loops.Start(ctx, s.store.Run)
+	loops.Start(ctx, s.dispatcher.Run) // its requests in flight finish and are recorded
+	loops.Start(ctx, s.pipeline.Run)
+	loops.Start(ctx, s.intake.Run)
 
 	// River gets its own context: cancelling Start's context would hard-stop it.
-	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+	if err := s.client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start river: %w", err)
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	baseURL := "http://" + ln.Addr().String()
-	logger.InfoContext(ctx, "waybill serving", "addr", ln.Addr().String(), "carriers", names)
-	if opts.OnReady != nil {
-		opts.OnReady(baseURL)
+	go func() { serveErr <- s.srv.Serve(s.ln) }()
+	logger.InfoContext(ctx, "waybill serving", "addr", s.ln.Addr().String(), "carriers", s.carriers)
+	if s.opts.OnReady != nil {
+		s.opts.OnReady("http://" + s.ln.Addr().String())
 	}
 
 	var runErr error
@@ -291,16 +330,16 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		runErr = fmt.Errorf("http server: %w", err)
 	}
 	logger.Info("waybill stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	if err := s.srv.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("http shutdown", "error", err)
 	}
-	if err := client.Stop(shutdownCtx); err != nil {
+	if err := s.client.Stop(shutdownCtx); err != nil {
 		logger.Warn("river did not stop in time; cancelling running jobs", "error", err)
 		hardCtx, hardCancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer hardCancel()
-		if err := client.StopAndCancel(hardCtx); err != nil {
+		if err := s.client.StopAndCancel(hardCtx); err != nil {
 			logger.Error("river stop and cancel", "error", err)
 		}
 	}
@@ -394,8 +433,8 @@ func riverConfig(cfg *config.Config, ownsRiver bool, workers *river.Workers, que
 // buildCarriers makes one adapter per configured carrier (Onfleet, plus those declared in
 // WAYBILL_CARRIERS_FILE), the request budget of each carrier that has a rate limit (shared by
 // every instance through Postgres), and their webhook sources.
-func buildCarriers(cfg *config.Config, pool *pgxpool.Pool, logger *slog.Logger) (map[string]carrier.Carrier, map[string]carrier.Limiter, []webhook.Source, error) {
-	onfleetSource, err := webhook.NewOnfleet(cfg.OnfleetWebhookSecret)
+func buildCarriers(cfg *config.Config, pool *pgxpool.Pool, logger *slog.Logger) (map[string]carrier.Carrier, map[string]carrier.Limiter, []carrier.Source, error) {
+	onfleetSource, err := onfleet.NewSource(cfg.OnfleetWebhookSecret)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -412,7 +451,7 @@ func buildCarriers(cfg *config.Config, pool *pgxpool.Pool, logger *slog.Logger) 
 			Logger:  logger,
 		}),
 	}
-	sources := []webhook.Source{onfleetSource}
+	sources := []carrier.Source{onfleetSource}
 	if cfg.CarriersFile == "" {
 		return carriers, limiters, sources, nil
 	}

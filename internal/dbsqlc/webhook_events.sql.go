@@ -7,9 +7,6 @@ package dbsqlc
 
 import (
 	"context"
-	"time"
-
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const webhookEventGetMany = `-- name: WebhookEventGetMany :many
@@ -109,51 +106,6 @@ func (q *Queries) WebhookEventInsertMany(ctx context.Context, db DBTX, arg Webho
 	for rows.Next() {
 		var i WebhookEventInsertManyRow
 		if err := rows.Scan(&i.ID, &i.Carrier, &i.EventKey); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const webhookEventListQuarantined = `-- name: WebhookEventListQuarantined :many
-SELECT id, carrier, event_key, outcome_detail, order_id, received_at
-FROM waybill.webhook_events
-WHERE outcome = 'quarantined'
-ORDER BY received_at DESC
-LIMIT $1
-`
-
-type WebhookEventListQuarantinedRow struct {
-	ID            int64
-	Carrier       string
-	EventKey      string
-	OutcomeDetail *string
-	OrderID       pgtype.Int8
-	ReceivedAt    time.Time
-}
-
-// Quarantined events, newest first, for ops.
-func (q *Queries) WebhookEventListQuarantined(ctx context.Context, db DBTX, maxRows int32) ([]WebhookEventListQuarantinedRow, error) {
-	rows, err := db.Query(ctx, webhookEventListQuarantined, maxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []WebhookEventListQuarantinedRow{}
-	for rows.Next() {
-		var i WebhookEventListQuarantinedRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.Carrier,
-			&i.EventKey,
-			&i.OutcomeDetail,
-			&i.OrderID,
-			&i.ReceivedAt,
-		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -13,9 +13,10 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 const usage = `usage:
@@ -90,7 +91,7 @@ func runList(ctx context.Context, args []string, pool *pgxpool.Pool, stdout, std
 	for _, j := range jobs {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s (%s ago)\t%s\n", j.JobID, j.Kind, orDash(j.ExternalID),
 			orDash(j.Carrier), j.Attempts, j.DiscardedAt.UTC().Format("2006-01-02 15:04Z"),
-			age(now.Sub(j.DiscardedAt)), truncate(j.Reason, 70))
+			age(now.Sub(j.DiscardedAt)), truncate.Runes(j.Reason, 70))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -154,7 +155,7 @@ func runRedrive(ctx context.Context, args []string, pool *pgxpool.Pool, stdout, 
 	for _, r := range results {
 		outcome := string(r.Outcome)
 		if r.Detail != "" {
-			outcome += ": " + truncate(r.Detail, 70)
+			outcome += ": " + truncate.Runes(r.Detail, 70)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.JobID, orDash(r.Kind), orDash(r.ExternalID), outcome)
 		if !r.OK() {
@@ -248,13 +249,6 @@ func age(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dd", int(d.Hours()/24))
 	}
-}
-
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }
 
 func orDash(s string) string {

@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 	"riverqueue.com/riverui"
@@ -110,24 +109,13 @@ func setup(t *testing.T) *testBundle {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &flakyWorker{mode: mode})
 	river.AddWorker(workers, &dispatchWorker{mode: mode, pool: pool})
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Schema:            "waybill",
+	client, events := dbtest.StartRiver(t, pool, &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}, "dispatch": {MaxWorkers: 2}},
 		Workers:           workers,
-		Logger:            slog.New(slog.DiscardHandler),
 		FetchCooldown:     10 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
 		TestOnly:          true,
-	})
-	require.NoError(t, err)
-	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled)
-	t.Cleanup(cancel)
-	require.NoError(t, client.Start(context.Background()))
-	t.Cleanup(func() {
-		ctx, done := context.WithTimeout(context.Background(), 5*time.Second)
-		defer done()
-		require.NoError(t, client.Stop(ctx))
-	})
+	}, river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled)
 	return &testBundle{pool: pool, url: url, client: client, events: events, mode: mode}
 }
 

@@ -1,5 +1,3 @@
-// Package metrics is what Waybill tells Prometheus: counters the other packages increment, and
-// gauges read from Postgres on each scrape (jobs, orders, dead letters). It also answers /readyz.
 package metrics
 
 import (

@@ -24,8 +24,6 @@ import (
 	"github.com/waybill/waybill/internal/notify"
 )
 
-const testPayload = `{"recipient":{"name":"Ada","phone":"+15550100"},"address":{"line1":"1 Main St","city":"Springfield","country":"US"}}`
-
 type testBundle struct {
 	pool   *pgxpool.Pool
 	reg    *prometheus.Registry
@@ -42,19 +40,6 @@ func setup(t *testing.T) *testBundle {
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// insertOrder inserts an order as the monolith does; the outbox trigger adds its dispatch job.
-func insertOrder(t *testing.T, pool *pgxpool.Pool, externalID string) (orderID, jobID int64) {
-	t.Helper()
-	ctx := context.Background()
-	require.NoError(t, pool.QueryRow(ctx,
-		`INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'onfleet', $2) RETURNING id`,
-		externalID, testPayload).Scan(&orderID))
-	require.NoError(t, pool.QueryRow(ctx,
-		`SELECT id FROM waybill.river_job WHERE kind = 'dispatch_order' AND (args->>'order_id')::bigint = $1`,
-		orderID).Scan(&jobID))
-	return orderID, jobID
 }
 
 // series gathers reg into "name{label="value",…}" → value, labels in name order.
@@ -111,10 +96,10 @@ func TestScrapeReadsPostgres(t *testing.T) {
 	ctx := context.Background()
 	q := dbsqlc.New()
 
-	idDispatched, _ := insertOrder(t, b.pool, "SO-1")
-	idRejected, _ := insertOrder(t, b.pool, "SO-2")
-	_, deadJob := insertOrder(t, b.pool, "SO-3")
-	insertOrder(t, b.pool, "SO-4")
+	idDispatched, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
+	idRejected, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-2"})
+	_, deadJob := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-3"})
+	dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-4"})
 	_, err := q.OrderMarkDispatchedMany(ctx, b.pool, dbsqlc.OrderMarkDispatchedManyParams{
 		Ids: []int64{idDispatched}, CarrierRefs: []string{"task1"}, TrackingUrls: []string{"https://t/1"}})
 	require.NoError(t, err)
@@ -183,7 +168,7 @@ func TestScrapeFollowsChanges(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	_, jobID := insertOrder(t, b.pool, "SO-1")
+	_, jobID := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-1"})
 	New(b.reg, b.pool, testLogger(t))
 
 	s := series(t, b.reg)
@@ -205,7 +190,7 @@ func TestSettledOrdersEstimated(t *testing.T) {
 	ctx := context.Background()
 	q := dbsqlc.New()
 	for _, id := range []string{"SO-1", "SO-2", "SO-3", "SO-4"} {
-		orderID, _ := insertOrder(t, b.pool, id)
+		orderID, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: id})
 		if id != "SO-4" {
 			_, err := q.OrderMarkRejected(ctx, b.pool, dbsqlc.OrderMarkRejectedParams{ID: orderID, Reason: new("no")})
 			require.NoError(t, err)

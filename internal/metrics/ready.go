@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -92,25 +90,4 @@ func RiverRunning(stopped func() <-chan struct{}) func() error {
 			return nil
 		}
 	}
-}
-
-// ReadyHandler serves /readyz: 200 "ok", or 503 with the public reason in plain text (the
-// failing dependency only; the driver's error, which names host, user and database, is logged).
-func ReadyHandler(pool *pgxpool.Pool, riverRunning func() error, logger *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		if err := Ready(r.Context(), pool, riverRunning); err != nil {
-			reason := "not ready"
-			var nre *NotReadyError
-			if errors.As(err, &nre) {
-				reason = nre.PublicReason()
-			}
-			logger.WarnContext(r.Context(), "not ready", "reason", reason, "error", err)
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: %s\n", reason)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
 }

@@ -3,9 +3,6 @@ package metrics
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -32,25 +29,6 @@ func TestReady(t *testing.T) {
 	closed.Close()
 	err = Ready(ctx, closed, running)
 	require.ErrorContains(t, err, "postgres:")
-}
-
-func TestReadyHandler(t *testing.T) {
-	t.Parallel()
-	pool, _ := dbtest.NewPool(t)
-	get := func(h http.Handler) (int, string) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
-		body, _ := io.ReadAll(rec.Body)
-		return rec.Code, string(body)
-	}
-
-	code, body := get(ReadyHandler(pool, func() error { return nil }, testLogger(t)))
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "ok\n", body)
-
-	code, body = get(ReadyHandler(pool, func() error { return errors.New("client not started") }, testLogger(t)))
-	require.Equal(t, http.StatusServiceUnavailable, code)
-	require.Equal(t, "not ready: river not running\n", body)
 }
 
 type noopArgs struct{}

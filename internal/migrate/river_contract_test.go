@@ -23,7 +23,8 @@ import (
 // riverSchemaVersion is the River schema version Waybill's SQL that writes River's tables was
 // checked against (see jobRow). A River upgrade that moves it must re-check every such path:
 // the outbox trigger (db/migrations/00002_orders.sql), webhook intake (WebhookEventInsertMany in
-// db/queries/webhook_events.sql), and the statements that delete finished jobs
+// db/queries/webhook_events.sql), reconciliation's synthetic events (ReconcileEventInsertMany in
+// db/queries/reconcile.sql), and the statements that delete finished jobs
 // (OrderMarkDispatchedMany, WebhookJobsDelete…), then move this constant.
 const riverSchemaVersion = 8
 
@@ -117,6 +118,14 @@ func TestRiverJobSQLMatchesRiversInsert(t *testing.T) {
 		require.Equal(t, want, got)
 	})
 
+	// translateJob is the translate job SQL wrote for a stored event, and what River writes.
+	translateJob := func(t *testing.T, eventID int64) (got, want jobRow) {
+		t.Helper()
+		var jobID int64
+		require.NoError(t, pool.QueryRow(ctx, `SELECT id FROM waybill.river_job WHERE kind = 'webhook_translate' AND args->>'webhook_event_id' = $1`, strconv.FormatInt(eventID, 10)).Scan(&jobID))
+		return readJob(t, pool, jobID), insertWithRiver(t, pool, webhook.TranslateArgs{WebhookEventID: eventID, Carrier: "onfleet"})
+	}
+
 	t.Run("webhook intake", func(t *testing.T) {
 		rows, err := dbsqlc.New().WebhookEventInsertMany(ctx, pool, dbsqlc.WebhookEventInsertManyParams{
 			Carriers: []string{"onfleet"}, EventKeys: []string{"contract-1"}, Bodies: [][]byte{[]byte(`{}`)},
@@ -124,10 +133,20 @@ func TestRiverJobSQLMatchesRiversInsert(t *testing.T) {
 		})
 		require.NoError(t, err)
 		require.Len(t, rows, 1)
-		var jobID int64
-		require.NoError(t, pool.QueryRow(ctx, `SELECT id FROM waybill.river_job WHERE kind = 'webhook_translate' AND args->>'webhook_event_id' = $1`, strconv.FormatInt(rows[0].ID, 10)).Scan(&jobID))
-		got := readJob(t, pool, jobID)
-		want := insertWithRiver(t, pool, webhook.TranslateArgs{WebhookEventID: rows[0].ID, Carrier: "onfleet"})
+		got, want := translateJob(t, rows[0].ID)
+		require.Equal(t, want, got)
+	})
+
+	t.Run("reconciliation", func(t *testing.T) {
+		rows, err := dbsqlc.New().ReconcileEventInsertMany(ctx, pool, dbsqlc.ReconcileEventInsertManyParams{
+			Carriers: []string{"onfleet"}, EventKeys: []string{"poll:contract:taskStarted:1"}, Bodies: [][]byte{[]byte(`{}`)},
+		})
+		require.NoError(t, err)
+		require.Len(t, rows, 1)
+		got, want := translateJob(t, rows[0].ID)
+		// The one deliberate difference: reconciliation's jobs are tagged, for River UI's filter.
+		require.Equal(t, []string{"reconcile"}, got.Tags)
+		got.Tags = want.Tags
 		require.Equal(t, want, got)
 	})
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/wneessen/go-mail"
+
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 type emailWorker struct {
@@ -183,16 +185,7 @@ func execute(t interface {
 // title may hold a newline.
 func oneLine(s string) string {
 	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
-	return truncate(s, 200)
-}
-
-// truncate cuts s to at most n runes, marking the cut.
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
+	return truncate.Runes(s, 200)
 }
 
 var orderText = texttemplate.Must(texttemplate.New("order.txt").Parse(`Order {{.ExternalID}} ({{.Carrier}}): {{.StatusText}}.

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -40,7 +39,6 @@ type testOpts struct {
 // database.
 func setup(t *testing.T, cfg Config, opts testOpts) *testBundle {
 	t.Helper()
-	ctx := context.Background()
 	pool, _ := dbtest.NewPool(t)
 	logs := &lockedBuffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -50,25 +48,14 @@ func setup(t *testing.T, cfg Config, opts testOpts) *testBundle {
 
 	workers := river.NewWorkers()
 	AddWorkers(workers, n)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Schema:            "waybill",
+	client, events := dbtest.StartRiver(t, pool, &river.Config{
 		Queues:            map[string]river.QueueConfig{QueueNotify: {MaxWorkers: 2}},
 		Workers:           workers,
-		Logger:            slog.New(slog.DiscardHandler),
 		FetchCooldown:     10 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
 		RetryPolicy:       retryPolicy{now: opts.retryNow},
 		TestOnly:          true,
-	})
-	require.NoError(t, err)
-	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
-	t.Cleanup(cancel)
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		stopCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-		defer done()
-		require.NoError(t, client.Stop(stopCtx))
-	})
+	}, river.EventKindJobCompleted, river.EventKindJobFailed)
 	return &testBundle{pool: pool, client: client, events: events, logs: logs}
 }
 

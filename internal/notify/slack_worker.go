@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/riverqueue/river"
+
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 type slackWorker struct {
@@ -80,23 +82,23 @@ func slackMessageFor(a SlackArgs) slackMessage {
 		title = "Waybill"
 	}
 	msg := slackMessage{
-		Text: truncate(emoji+" "+slackEscape(title)+": "+slackEscape(a.Text), slackSectionMax),
+		Text: truncate.Runes(emoji+" "+slackEscape(title)+": "+slackEscape(a.Text), slackSectionMax),
 		Blocks: []slackBlock{{
 			Type: "header",
-			Text: &slackText{Type: "plain_text", Text: truncate(emoji+" "+oneLine(title), slackHeaderMax), Emoji: true},
+			Text: &slackText{Type: "plain_text", Text: truncate.Runes(emoji+" "+oneLine(title), slackHeaderMax), Emoji: true},
 		}},
 	}
 	if a.Text != "" {
 		msg.Blocks = append(msg.Blocks, slackBlock{
 			Type: "section",
-			Text: &slackText{Type: "mrkdwn", Text: truncate(slackEscape(a.Text), slackSectionMax)},
+			Text: &slackText{Type: "mrkdwn", Text: truncate.Runes(slackEscape(a.Text), slackSectionMax)},
 		})
 	}
 	var fields []slackText
 	for _, k := range slices.Sorted(maps.Keys(a.Fields)) {
 		fields = append(fields, slackText{
 			Type: "mrkdwn",
-			Text: truncate("*"+slackEscape(k)+"*\n"+slackEscape(a.Fields[k]), slackFieldMax),
+			Text: truncate.Runes("*"+slackEscape(k)+"*\n"+slackEscape(a.Fields[k]), slackFieldMax),
 		})
 	}
 	for chunk := range slices.Chunk(fields, slackFieldsMax) {

@@ -1,6 +1,8 @@
 package orders
 
-import "time"
+import (
+	"time"
+)
 
 // The order lifecycle: which status a carrier event may move an order to.
 //
@@ -68,4 +70,47 @@ func Advance(cur Status, curAt *time.Time, next Status, nextAt time.Time) (Statu
 		return cur, false
 	}
 	return next, true
+}
+
+// EventStatus is what a carrier event that means s means for an order of kind k. A completion
+// the carrier marks as failed is a failed attempt; a pickup completed is picked_up, since a
+// carrier with one word for "done" (Onfleet's taskCompleted, a configured carrier's) completes a
+// pickup as delivered.
+func EventStatus(s Status, k Kind, failed bool) Status {
+	switch {
+	case failed && (s == StatusDelivered || s == StatusPickedUp):
+		return StatusFailedAttempt
+	case k == KindPickup && s == StatusDelivered:
+		return StatusPickedUp
+	}
+	return s
+}
+
+// problems are the logistics problems: the logistics team is emailed when an order gets one.
+var problems = map[Status]bool{
+	StatusFailedAttempt: true,
+	StatusReturned:      true,
+	StatusCancelled:     true,
+	StatusException:     true,
+}
+
+// Problem reports whether s is a logistics problem (failed_attempt, returned, cancelled,
+// exception): the logistics team is told.
+func (s Status) Problem() bool { return problems[s] }
+
+// HasReason reports whether an order at s keeps the carrier's reason in status_reason: the
+// problems, and a carrier's refusal.
+func (s Status) HasReason() bool { return problems[s] || s == StatusRejected }
+
+// CarrierTime is the carrier event time behind the order's status, for Advance: nil when Waybill
+// set the status on its own clock (pending, or dispatched by dispatch, which stamps status_at and
+// dispatched_at with the same now()). A carrier's clock is only compared with a carrier's.
+func (o Order) CarrierTime() *time.Time {
+	switch {
+	case o.Status == StatusPending:
+		return nil
+	case o.Status == StatusDispatched && o.StatusAt != nil && o.DispatchedAt != nil && o.StatusAt.Equal(*o.DispatchedAt):
+		return nil
+	}
+	return o.StatusAt
 }

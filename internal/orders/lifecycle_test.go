@@ -131,3 +131,78 @@ func TestTerminal(t *testing.T) {
 	}
 	require.ElementsMatch(t, []Status{StatusDelivered, StatusPickedUp, StatusReturned, StatusCancelled, StatusRejected}, final)
 }
+
+func TestEventStatus(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		s      Status
+		kind   Kind
+		failed bool
+		want   Status
+	}{
+		{"delivery completed", StatusDelivered, KindDelivery, false, StatusDelivered},
+		{"pickup completed as delivered", StatusDelivered, KindPickup, false, StatusPickedUp},
+		{"pickup completed as picked_up", StatusPickedUp, KindPickup, false, StatusPickedUp},
+		{"failed completion", StatusDelivered, KindDelivery, true, StatusFailedAttempt},
+		{"failed pickup completion", StatusDelivered, KindPickup, true, StatusFailedAttempt},
+		{"failed picked_up", StatusPickedUp, KindPickup, true, StatusFailedAttempt},
+		{"other statuses of a pickup stay", StatusInTransit, KindPickup, false, StatusInTransit},
+		{"failed flag only concerns completions", StatusAssigned, KindDelivery, true, StatusAssigned},
+		{"history only", "", KindPickup, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, EventStatus(tt.s, tt.kind, tt.failed))
+		})
+	}
+}
+
+func TestProblemsAndReasons(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		s                  Status
+		problem, hasReason bool
+	}{
+		{StatusPending, false, false},
+		{StatusDispatched, false, false},
+		{StatusAssigned, false, false},
+		{StatusInTransit, false, false},
+		{StatusDelivered, false, false},
+		{StatusPickedUp, false, false},
+		{StatusFailedAttempt, true, true},
+		{StatusReturned, true, true},
+		{StatusCancelled, true, true},
+		{StatusException, true, true},
+		{StatusRejected, false, true}, // refused by the carrier: not the logistics team's problem
+	}
+	require.Len(t, tests, len(Statuses), "every status is decided")
+	for _, tt := range tests {
+		require.Equal(t, tt.problem, tt.s.Problem(), tt.s)
+		require.Equal(t, tt.hasReason, tt.s.HasReason(), tt.s)
+	}
+}
+
+func TestCarrierTime(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	later := t0.Add(time.Minute)
+	tests := []struct {
+		name string
+		o    Order
+		want *time.Time
+	}{
+		{"pending: Waybill's clock", Order{Status: StatusPending, StatusAt: &t0}, nil},
+		{"dispatched by dispatch: Waybill's clock", Order{Status: StatusDispatched, StatusAt: &t0, DispatchedAt: &t0}, nil},
+		{"dispatched by the carrier (taskUnassigned)", Order{Status: StatusDispatched, StatusAt: &later, DispatchedAt: &t0}, &later},
+		{"dispatched, never stamped", Order{Status: StatusDispatched}, nil},
+		{"assigned by the carrier", Order{Status: StatusAssigned, StatusAt: &later, DispatchedAt: &t0}, &later},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, tt.o.CarrierTime())
+		})
+	}
+}

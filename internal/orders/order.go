@@ -1,8 +1,9 @@
-// Package orders is the order: its canonical payload, statuses, and how it is stored.
 package orders
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -76,16 +77,36 @@ type Item struct {
 
 // Order is an order as Waybill stores it.
 type Order struct {
-	ID           int64           `json:"id"`
-	ExternalID   string          `json:"external_id"`
-	Carrier      string          `json:"carrier"`
-	Kind         Kind            `json:"kind"`
-	Payload      json.RawMessage `json:"payload"`
-	Status       Status          `json:"status"`
-	StatusReason string          `json:"status_reason,omitempty"`
-	CarrierRef   string          `json:"carrier_ref,omitempty"`
-	TrackingURL  string          `json:"tracking_url,omitempty"`
-	CreatedAt    time.Time       `json:"created_at"`
-	UpdatedAt    time.Time       `json:"updated_at"`
-	DispatchedAt *time.Time      `json:"dispatched_at,omitempty"`
+	ID         int64           `json:"id"`
+	ExternalID string          `json:"external_id"`
+	Carrier    string          `json:"carrier"`
+	Kind       Kind            `json:"kind"`
+	Payload    json.RawMessage `json:"payload"`
+	Status     Status          `json:"status"`
+	// StatusAt is when what set Status happened: the carrier's event time, or Waybill's clock
+	// for pending and dispatch (see CarrierTime).
+	StatusAt     *time.Time `json:"status_at,omitempty"`
+	StatusReason string     `json:"status_reason,omitempty"`
+	CarrierRef   string     `json:"carrier_ref,omitempty"`
+	TrackingURL  string     `json:"tracking_url,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	DispatchedAt *time.Time `json:"dispatched_at,omitempty"`
+}
+
+// OneLine is the recipient as an email names them: "name, phone".
+func (r Recipient) OneLine() string { return joinNonEmpty(", ", r.Name, r.Phone) }
+
+// OneLine is the address on one line: "line1, line2, city, region postal, country".
+func (a Address) OneLine() string {
+	return joinNonEmpty(", ", a.Line1, a.Line2, a.City, joinNonEmpty(" ", a.Region, a.PostalCode), a.Country)
+}
+
+// joinNonEmpty joins the parts that are not blank, trimmed.
+func joinNonEmpty(sep string, parts ...string) string {
+	kept := slices.DeleteFunc(slices.Clone(parts), func(p string) bool { return strings.TrimSpace(p) == "" })
+	for i := range kept {
+		kept[i] = strings.TrimSpace(kept[i])
+	}
+	return strings.Join(kept, sep)
 }

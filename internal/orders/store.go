@@ -124,6 +124,7 @@ func fromRow(r dbsqlc.WaybillOrder) Order {
 		Kind:         Kind(r.Kind),
 		Payload:      r.Payload,
 		Status:       Status(r.Status),
+		StatusAt:     r.StatusAt,
 		StatusReason: deref(r.StatusReason),
 		CarrierRef:   deref(r.CarrierRef),
 		TrackingURL:  deref(r.TrackingUrl),

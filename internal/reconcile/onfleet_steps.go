@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/waybill/waybill/internal/carrier/onfleet"
 	"github.com/waybill/waybill/internal/orders"
 	"github.com/waybill/waybill/internal/webhook"
 )
@@ -176,7 +177,7 @@ func onfleetBody(raw json.RawMessage, t onfleetTask, trigger int, at int64, stat
 		}
 		task = b
 	}
-	name := webhook.OnfleetTriggers[trigger]
+	name := onfleet.Triggers[trigger]
 	return json.Marshal(map[string]any{
 		"taskId":        t.ID,
 		"time":          at,

@@ -7,8 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/carrier/onfleet"
 	"github.com/waybill/waybill/internal/orders"
-	"github.com/waybill/waybill/internal/webhook"
 )
 
 func TestOnfleetSteps(t *testing.T) {
@@ -45,7 +46,7 @@ func TestOnfleetSteps(t *testing.T) {
 		{"unassigned, order assigned", unassigned, orders.StatusAssigned, []string{"poll:T1:10:5000"}, []orders.Status{orders.StatusDispatched}},
 		{"unassigned, order dispatched", unassigned, orders.StatusDispatched, nil, nil},
 	}
-	src, err := webhook.NewOnfleet(nil)
+	src, err := onfleet.NewSource(nil)
 	require.NoError(t, err)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,7 +64,7 @@ func TestOnfleetSteps(t *testing.T) {
 				require.Equal(t, "T1", ev.TaskID)
 				require.Equal(t, "SO-1", ev.ExternalID)
 				tr := src.Vocabulary().Translate(ev)
-				require.Equal(t, webhook.OutcomeStatus, tr.Outcome)
+				require.Equal(t, carrier.OutcomeStatus, tr.Outcome)
 				statuses = append(statuses, tr.Status)
 				if i < len(steps)-1 {
 					require.NotContains(t, string(s.body), "completionDetails", "an earlier step carries no completion")

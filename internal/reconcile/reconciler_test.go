@@ -26,8 +26,6 @@ import (
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
 
-const testPayload = `{"recipient":{"name":"Ada","phone":"+15550100"},"address":{"line1":"1 Main St","city":"Springfield","country":"US"}}`
-
 type testBundle struct {
 	pool       *pgxpool.Pool
 	sandbox    *sandbox.Server
@@ -60,9 +58,7 @@ func (b *testBundle) dispatchedOrders(t *testing.T, prefix string, n int) []stri
 	var refs []string
 	for i := range n {
 		ext := fmt.Sprintf("%s-%d", prefix, i)
-		var id int64
-		require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'onfleet', $2) RETURNING id`,
-			ext, testPayload).Scan(&id))
+		id, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: ext})
 		task, err := b.client.CreateTask(ctx, carrier.Request{OrderID: id, ExternalID: ext,
 			Payload: orders.Payload{Recipient: orders.Recipient{Name: "Ada", Phone: "+15550100"}, Address: orders.Address{Line1: "1 Main St", City: "Springfield", Country: "US"}}})
 		require.NoError(t, err)
@@ -166,7 +162,7 @@ func TestCycleYieldsToDispatch(t *testing.T) {
 	_, err := b.pool.Exec(ctx, `UPDATE waybill.orders SET dispatched_at = now() - interval '1 day' * id`)
 	require.NoError(t, err)
 	// Other orders of ours since then, as a busy organisation has.
-	_, err = b.pool.Exec(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload) SELECT 'OTHER-' || i, 'onfleet', $1 FROM generate_series(1, 300) i`, testPayload)
+	_, err = b.pool.Exec(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload) SELECT 'OTHER-' || i, 'onfleet', $1 FROM generate_series(1, 300) i`, dbtest.Payload)
 	require.NoError(t, err)
 	_, err = b.pool.Exec(ctx, `UPDATE waybill.orders SET status = 'delivered', dispatched_at = now() WHERE external_id LIKE 'OTHER-%'`)
 	require.NoError(t, err)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/waybill/waybill/internal/carrier/onfleet"
 	"github.com/waybill/waybill/internal/dbsqlc"
-	"github.com/waybill/waybill/internal/webhook"
 )
 
 // OnfleetTriggers are the Onfleet webhook triggers Waybill needs registered: the lifecycle
@@ -111,7 +110,7 @@ func CheckOnfleetWebhooks(ctx context.Context, api WebhookManager, wantURL strin
 		}
 	}
 	for _, trig := range OnfleetTriggers {
-		tr := TriggerReport{Trigger: trig, Name: webhook.OnfleetTriggers[trig], State: TriggerMissing}
+		tr := TriggerReport{Trigger: trig, Name: onfleet.Triggers[trig], State: TriggerMissing}
 		var ours, other []onfleet.Webhook
 		for _, h := range hooks {
 			switch {

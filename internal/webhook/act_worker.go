@@ -5,11 +5,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -17,21 +15,14 @@ import (
 	"github.com/waybill/waybill/internal/dbsqlc"
 	"github.com/waybill/waybill/internal/notify"
 	"github.com/waybill/waybill/internal/orders"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 // NotifyChannel is the Postgres channel told about every order status change, with a
 // StatusNotification JSON payload, on commit.
 const NotifyChannel = "waybill_order_status"
 
-// problemStatuses are logistics problems: the logistics team gets an email.
-var problemStatuses = map[orders.Status]bool{
-	orders.StatusFailedAttempt: true,
-	orders.StatusReturned:      true,
-	orders.StatusCancelled:     true,
-	orders.StatusException:     true,
-}
-
-// maxReason keeps status_reason and the NOTIFY payload in bounds.
+// maxReason keeps status_reason in bounds.
 const maxReason = 1000
 
 // maxNotifyPayload is below Postgres's NOTIFY payload limit of 8000 bytes.
@@ -72,9 +63,9 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 	if err != nil {
 		return fmt.Errorf("lock orders: %w", err)
 	}
-	locked := make(map[int64]*dbsqlc.OrderLockForEventsRow, len(rows))
-	for i := range rows {
-		locked[rows[i].ID] = &rows[i]
+	locked := make(map[int64]*orders.Order, len(rows))
+	for _, row := range rows {
+		locked[row.ID] = lockedOrder(row)
 	}
 	known, err := w.queries.OrderEventKeysKnown(ctx, tx, keys)
 	if err != nil {
@@ -133,15 +124,12 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 			}
 			continue
 		}
-		cur := orders.Status(o.Status)
-		if a.Status == orders.StatusDelivered && orders.Kind(o.Kind) == orders.KindPickup {
-			// A carrier with one word for "done" (a configured one, say) completed a pickup.
-			a.Status = orders.StatusPickedUp
-		}
+		cur := o.Status
+		a.Status = orders.EventStatus(a.Status, o.Kind, false)
 		if changes.known(a) {
 			continue // the same change, learnt the other way (webhook or polling) already
 		}
-		next, changed := orders.Advance(cur, carrierTime(o), a.Status, a.OccurredAt)
+		next, changed := orders.Advance(cur, o.CarrierTime(), a.Status, a.OccurredAt)
 		if !changed && a.LearntBy == LearntByPoll && a.Status == cur {
 			continue // polling reports states: one the order already has is no news
 		}
@@ -159,12 +147,12 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 			Status:         string(next),
 			PreviousStatus: string(cur),
 			CarrierStatus:  a.CarrierStatus,
-			TrackingURL:    coalesce(o.TrackingUrl, a.TrackingURL),
+			TrackingURL:    coalesce(o.TrackingURL, a.TrackingURL),
 			OccurredAt:     a.OccurredAt,
 		}
 		var reason *string
-		if problemStatuses[next] || next == orders.StatusRejected {
-			change.Reason = truncate(coalesce(nonEmpty(a.Reason), a.CarrierStatus), maxReason)
+		if next.HasReason() {
+			change.Reason = truncate.Runes(coalesce(a.Reason, a.CarrierStatus), maxReason)
 			reason = &change.Reason
 		}
 		notification, err := statusNotification(change)
@@ -176,16 +164,16 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 			moved = append(moved, o.ID)
 		}
 		at := a.OccurredAt
-		o.Status, o.StatusAt, reasons[o.ID] = string(next), &at, reason
-		if o.TrackingUrl == nil {
-			o.TrackingUrl = nonEmpty(a.TrackingURL)
+		o.Status, o.StatusAt, reasons[o.ID] = next, &at, reason
+		if o.TrackingURL == "" {
+			o.TrackingURL = a.TrackingURL
 		}
 		notices = append(notices, string(notification))
 
 		if w.deps.CallbackEnabled {
 			followUps = append(followUps, river.InsertManyParams{Args: change})
 		}
-		if problemStatuses[next] {
+		if next.Problem() {
 			followUps = append(followUps, river.InsertManyParams{Args: problemEmail(o, change)})
 			w.deps.Logger.InfoContext(ctx, "order has a logistics problem", "order_id", o.ID, "external_id", o.ExternalID, "carrier", a.Carrier,
 				"webhook_event_id", a.WebhookEventID, "job_id", j.job.ID, "status", next, "reason", change.Reason)
@@ -205,10 +193,10 @@ func (w *actWorker) act(ctx context.Context, tx pgx.Tx, jobs []stepJob[ActArgs])
 		for _, id := range moved {
 			o := locked[id]
 			p.Ids = append(p.Ids, id)
-			p.Statuses = append(p.Statuses, o.Status)
+			p.Statuses = append(p.Statuses, string(o.Status))
 			p.StatusAts = append(p.StatusAts, *o.StatusAt)
 			p.StatusReasons = append(p.StatusReasons, deref(reasons[id]))
-			p.TrackingUrls = append(p.TrackingUrls, deref(o.TrackingUrl))
+			p.TrackingUrls = append(p.TrackingUrls, o.TrackingURL)
 		}
 		if err := w.queries.OrderApplyEventStatuses(ctx, tx, p); err != nil {
 			return fmt.Errorf("apply statuses to orders: %w", err)
@@ -233,31 +221,27 @@ type StatusNotification struct {
 	PreviousStatus string `json:"previous_status"`
 }
 
-// statusNotification is the NOTIFY payload for a status change: ids and statuses only.
+// statusNotification is the NOTIFY payload for a status change: ids and statuses only. It fits
+// pg_notify's 8000 bytes whatever the job carries: external_id is at most 200 characters and
+// statuses are canonical, so only a hand-made or redriven job with longer strings is cut, which
+// beats failing the whole batch's transaction and ending in a dead letter. The payload is a hint
+// to read the order by its id, never the record.
 func statusNotification(change notify.CallbackArgs) ([]byte, error) {
-	b, err := json.Marshal(StatusNotification{
+	n := StatusNotification{
 		OrderID: change.OrderID, ExternalID: change.ExternalID, Status: change.Status, PreviousStatus: change.PreviousStatus,
-	})
-	if err == nil && len(b) >= maxNotifyPayload { // external_id is at most 200 characters
-		err = errors.New("payload over the NOTIFY limit")
 	}
-	if err != nil {
-		return nil, fmt.Errorf("encode status notification: %w", err)
+	for limit := 2000; ; limit /= 2 {
+		b, err := json.Marshal(n)
+		if err != nil {
+			return nil, fmt.Errorf("encode status notification: %w", err)
+		}
+		if len(b) < maxNotifyPayload {
+			return b, nil
+		}
+		n.ExternalID = truncate.Runes(n.ExternalID, limit)
+		n.Status = truncate.Runes(n.Status, limit)
+		n.PreviousStatus = truncate.Runes(n.PreviousStatus, limit)
 	}
-	return b, nil
-}
-
-// carrierTime is the carrier event time behind the order's status, nil when Waybill set the
-// status on its own clock: pending, or dispatched by dispatch (which stamps status_at and
-// dispatched_at with the same now()). A carrier's clock is only compared with a carrier's.
-func carrierTime(o *dbsqlc.OrderLockForEventsRow) *time.Time {
-	switch {
-	case orders.Status(o.Status) == orders.StatusPending:
-		return nil
-	case orders.Status(o.Status) == orders.StatusDispatched && o.StatusAt != nil && o.DispatchedAt != nil && o.StatusAt.Equal(*o.DispatchedAt):
-		return nil
-	}
-	return o.StatusAt
 }
 
 // historyDetails is the history row's details: the carrier's facts (a JSON object), plus the
@@ -280,8 +264,23 @@ func historyDetails(details json.RawMessage, applied bool, previous orders.Statu
 	return json.Marshal(m)
 }
 
+// lockedOrder is a locked order row as the lifecycle rules read it.
+func lockedOrder(row dbsqlc.OrderLockForEventsRow) *orders.Order {
+	return &orders.Order{
+		ID:           row.ID,
+		ExternalID:   row.ExternalID,
+		Carrier:      row.Carrier,
+		Kind:         orders.Kind(row.Kind),
+		Payload:      row.Payload,
+		Status:       orders.Status(row.Status),
+		StatusAt:     row.StatusAt,
+		TrackingURL:  deref(row.TrackingUrl),
+		DispatchedAt: row.DispatchedAt,
+	}
+}
+
 // problemEmail is the logistics team's email about a problem with an order.
-func problemEmail(o *dbsqlc.OrderLockForEventsRow, change notify.CallbackArgs) notify.EmailArgs {
+func problemEmail(o *orders.Order, change notify.CallbackArgs) notify.EmailArgs {
 	var p orders.Payload
 	_ = json.Unmarshal(o.Payload, &p) // validated at INSERT; an unreadable one only loses detail
 	return notify.EmailArgs{
@@ -291,15 +290,11 @@ func problemEmail(o *dbsqlc.OrderLockForEventsRow, change notify.CallbackArgs) n
 		Status:        change.Status,
 		CarrierStatus: change.CarrierStatus,
 		Reason:        change.Reason,
-		Recipient:     joinNonEmpty(", ", p.Recipient.Name, p.Recipient.Phone),
-		Address:       oneLineAddress(p.Address),
+		Recipient:     p.Recipient.OneLine(),
+		Address:       p.Address.OneLine(),
 		TrackingURL:   change.TrackingURL,
 		OccurredAt:    change.OccurredAt,
 	}
-}
-
-func oneLineAddress(a orders.Address) string {
-	return joinNonEmpty(", ", a.Line1, a.Line2, a.City, joinNonEmpty(" ", a.Region, a.PostalCode), a.Country)
 }
 
 func deref(s *string) string {
@@ -309,9 +304,10 @@ func deref(s *string) string {
 	return *s
 }
 
-func coalesce(s *string, fallback string) string {
-	if s != nil && strings.TrimSpace(*s) != "" {
-		return *s
+// coalesce is s unless it is blank, then fallback.
+func coalesce(s, fallback string) string {
+	if strings.TrimSpace(s) != "" {
+		return s
 	}
 	return fallback
 }

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/waybill/waybill/internal/batch"
+	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/dbsqlc"
 )
 
@@ -42,7 +43,7 @@ const maxEventKey = 256
 // HandlerConfig is what the intake needs.
 type HandlerConfig struct {
 	Pool    *pgxpool.Pool
-	Sources Sources
+	Sources carrier.Sources
 	Logger  *slog.Logger
 	Hooks   Hooks // nil: nothing counted
 	// MaxBodyReads caps the bodies read at once; 0 means DefaultMaxBodyReads.
@@ -54,7 +55,7 @@ type HandlerConfig struct {
 // slow endpoints, so nothing else happens before the answer.
 type Handler struct {
 	pool    *pgxpool.Pool
-	sources Sources
+	sources carrier.Sources
 	logger  *slog.Logger
 	hooks   Hooks
 	queries *dbsqlc.Queries
@@ -131,7 +132,7 @@ func (h *Handler) ServeEvent(w http.ResponseWriter, r *http.Request) {
 
 	// Nothing is reserved for a request before it shows a signature: without one it is refused
 	// from its headers alone (Verify reports ErrUnsigned from the headers, whatever the body).
-	if err := src.Verify(nil, r.Header); errors.Is(err, ErrUnsigned) {
+	if err := src.Verify(nil, r.Header); errors.Is(err, carrier.ErrUnsigned) {
 		h.refuse(ctx, w, r, name, err)
 		return
 	}
@@ -204,9 +205,12 @@ func (h *Handler) store(ctx context.Context, carrier, key string, body []byte, r
 	}
 	ev := newEvent{carrier: carrier, key: key, body: body, headers: headers, sourceAddr: remoteHost(r)}
 	var res stored
-	if h.running.Load() {
+	alone := !h.running.Load()
+	if !alone {
 		res, err = h.storer.Do(ctx, ev)
-	} else { // no Run: a batch of one
+		alone = errors.Is(err, batch.ErrStopped) // Run stopped before the event's batch ran
+	}
+	if alone { // no Run (or no more): a batch of one
 		var one []stored
 		if one, err = h.storeBatch(ctx, []newEvent{ev}); err == nil {
 			res = one[0]

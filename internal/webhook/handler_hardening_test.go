@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/waybill/waybill/internal/carrier/onfleet"
 )
 
 // rssBytes is the process's resident set size (Linux).
@@ -56,7 +58,7 @@ func headerOnly(t *testing.T, addr string, signed bool) net.Conn {
 	t.Cleanup(func() { _ = c.Close() })
 	sig := ""
 	if signed {
-		sig = OnfleetSignatureHeader + ": " + strings.Repeat("ab", 64) + "\r\n"
+		sig = onfleet.SignatureHeader + ": " + strings.Repeat("ab", 64) + "\r\n"
 	}
 	_, err = fmt.Fprintf(c, "POST /webhooks/onfleet HTTP/1.1\r\nHost: waybill\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n", sig, MaxBodyBytes)
 	require.NoError(t, err)

@@ -23,6 +23,9 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/carrier/onfleet"
+	"github.com/waybill/waybill/internal/carrier/onfleet/onfleettest"
 	"github.com/waybill/waybill/internal/dbtest"
 	"github.com/waybill/waybill/internal/migrate"
 )
@@ -54,7 +57,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if opts.secrets == nil {
-		opts.secrets = []string{testSecret}
+		opts.secrets = []string{onfleettest.Secret}
 	}
 	sources := onfleetSources(t, opts.secrets...)
 
@@ -128,7 +131,7 @@ func (j *insertedJobs) of(kind string) [][]byte {
 	return j.args[kind]
 }
 
-// post sends a webhook as Onfleet would, signed with testSecret unless sig says otherwise
+// post sends a webhook as Onfleet would, signed with onfleettest.Secret unless sig says otherwise
 // ("-" for no signature header).
 func (b *testBundle) post(t *testing.T, carrier string, body []byte, sig string) *httptest.ResponseRecorder {
 	t.Helper()
@@ -140,13 +143,13 @@ func (b *testBundle) post(t *testing.T, carrier string, body []byte, sig string)
 func (b *testBundle) request(t *testing.T, carrier string, body []byte, sig string) *http.Request {
 	t.Helper()
 	if sig == "" {
-		sig = sign(t, testSecret, body)
+		sig = onfleettest.Sign(t, onfleettest.Secret, body)
 	}
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/"+carrier, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Onfleet-Webhooks")
 	if sig != "-" {
-		req.Header.Set(OnfleetSignatureHeader, sig)
+		req.Header.Set(onfleet.SignatureHeader, sig)
 	}
 	return req
 }
@@ -221,7 +224,7 @@ func TestServeEventStoresVerifiedEventAndEnqueuesTranslation(t *testing.T) {
 	b := setup(t, setupOpts{})
 	ctx := context.Background()
 
-	body := fixture(t, "task_started")
+	body := onfleettest.Fixture(t, "task_started")
 	rec := b.post(t, "onfleet", body, "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 
@@ -239,7 +242,7 @@ func TestServeEventStoresVerifiedEventAndEnqueuesTranslation(t *testing.T) {
 	require.Equal(t, "onfleet", carrier)
 	require.Equal(t, "txiK2xHBIaUwAKB~BJrjscKu:0:1613004361894", key)
 	require.Equal(t, body, stored, "the raw body, byte for byte")
-	require.Equal(t, sign(t, testSecret, body), headers["X-Onfleet-Signature"])
+	require.Equal(t, onfleettest.Sign(t, onfleettest.Secret, body), headers["X-Onfleet-Signature"])
 	require.Equal(t, "Onfleet-Webhooks", headers["User-Agent"])
 	require.Equal(t, "192.0.2.1", addr) // httptest's RemoteAddr
 	require.Nil(t, outcome)
@@ -268,8 +271,8 @@ func TestStoreIsOneTransaction(t *testing.T) {
 	// A request whose context is cancelled mid-store commits nothing.
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	req := httptest.NewRequestWithContext(cancelled, http.MethodPost, "/webhooks/onfleet", bytes.NewReader(fixture(t, "task_started")))
-	req.Header.Set(OnfleetSignatureHeader, sign(t, testSecret, fixture(t, "task_started")))
+	req := httptest.NewRequestWithContext(cancelled, http.MethodPost, "/webhooks/onfleet", bytes.NewReader(onfleettest.Fixture(t, "task_started")))
+	req.Header.Set(onfleet.SignatureHeader, onfleettest.Sign(t, onfleettest.Secret, onfleettest.Fixture(t, "task_started")))
 	rec := httptest.NewRecorder()
 	b.mux.ServeHTTP(rec, req)
 	require.Equal(t, http.StatusInternalServerError, rec.Code)
@@ -282,13 +285,13 @@ func TestServeEventDuplicateIsOneRowOneJob(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
 
-	body := fixture(t, "task_failed")
+	body := onfleettest.Fixture(t, "task_failed")
 	for range 3 {
 		require.Equal(t, http.StatusOK, b.post(t, "onfleet", body, "").Code)
 	}
 	// Onfleet's identity of an event is taskId, triggerId and time: the same event re-serialised
 	// (other whitespace) is still a redelivery.
-	compact := derive(t, body, map[string]any{})
+	compact := onfleettest.Derive(t, body, map[string]any{})
 	require.NotEqual(t, body, compact)
 	require.Equal(t, http.StatusOK, b.post(t, "onfleet", compact, "").Code)
 
@@ -298,7 +301,7 @@ func TestServeEventDuplicateIsOneRowOneJob(t *testing.T) {
 	require.Equal(t, 3, b.hooks.get("onfleet", ResultDuplicate))
 
 	// Another time is another event.
-	require.Equal(t, http.StatusOK, b.post(t, "onfleet", derive(t, body, map[string]any{"time": 1613004460071}), "").Code)
+	require.Equal(t, http.StatusOK, b.post(t, "onfleet", onfleettest.Derive(t, body, map[string]any{"time": 1613004460071}), "").Code)
 	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM waybill.webhook_events"))
 	require.Equal(t, 2, b.jobs(t, TranslateArgs{}.Kind()))
 }
@@ -347,10 +350,10 @@ func TestServeEventConcurrentDuplicates(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
 
-	base := fixture(t, "task_started")
+	base := onfleettest.Fixture(t, "task_started")
 	var bodies [][]byte
 	for i := range 50 {
-		body := derive(t, base, map[string]any{"time": 1613004361894 + i})
+		body := onfleettest.Derive(t, base, map[string]any{"time": 1613004361894 + i})
 		bodies = append(bodies, body, body, body)
 	}
 	codes := make(chan int, len(bodies))
@@ -374,7 +377,7 @@ func TestServeEventRefusals(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
 
-	body := fixture(t, "task_completed")
+	body := onfleettest.Fixture(t, "task_completed")
 	tests := []struct {
 		name    string
 		carrier string
@@ -385,8 +388,8 @@ func TestServeEventRefusals(t *testing.T) {
 	}{
 		{"unsigned", "onfleet", body, "-", http.StatusUnauthorized, ResultBadSignature},
 		{"empty signature", "onfleet", body, " ", http.StatusUnauthorized, ResultBadSignature},
-		{"forged", "onfleet", body, sign(t, otherSecret, body), http.StatusUnauthorized, ResultBadSignature},
-		{"replayed signature on a changed body", "onfleet", derive(t, body, map[string]any{"time": 1}), sign(t, testSecret, body), http.StatusUnauthorized, ResultBadSignature},
+		{"forged", "onfleet", body, onfleettest.Sign(t, onfleettest.Other, body), http.StatusUnauthorized, ResultBadSignature},
+		{"replayed signature on a changed body", "onfleet", onfleettest.Derive(t, body, map[string]any{"time": 1}), onfleettest.Sign(t, onfleettest.Secret, body), http.StatusUnauthorized, ResultBadSignature},
 		{"unsigned non-JSON", "onfleet", []byte("not json"), "-", http.StatusUnauthorized, ResultBadSignature},
 		{"signed non-JSON", "onfleet", []byte("not json"), "", http.StatusBadRequest, ResultBadJSON},
 		{"signed empty body", "onfleet", []byte{}, "", http.StatusBadRequest, ResultBadJSON},
@@ -410,7 +413,7 @@ func TestServeEventRefusals(t *testing.T) {
 	huge := bytes.Repeat([]byte(" "), 2*MaxBodyBytes)
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/onfleet", io.NopCloser(bytes.NewReader(huge)))
 	req.ContentLength = -1
-	req.Header.Set(OnfleetSignatureHeader, sign(t, testSecret, huge))
+	req.Header.Set(onfleet.SignatureHeader, onfleettest.Sign(t, onfleettest.Secret, huge))
 	rec := httptest.NewRecorder()
 	b.mux.ServeHTTP(rec, req)
 	require.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
@@ -426,12 +429,12 @@ func labelFor(carrier string) string {
 // Rotation: while ONFLEET_WEBHOOK_SECRET holds the old and the new secret, both verify.
 func TestServeEventRotation(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{secrets: []string{otherSecret, testSecret}})
+	b := setup(t, setupOpts{secrets: []string{onfleettest.Other, onfleettest.Secret}})
 
-	created := fixture(t, "task_created")
-	started := fixture(t, "task_started")
-	require.Equal(t, http.StatusOK, b.post(t, "onfleet", created, sign(t, otherSecret, created)).Code)
-	require.Equal(t, http.StatusOK, b.post(t, "onfleet", started, sign(t, testSecret, started)).Code)
+	created := onfleettest.Fixture(t, "task_created")
+	started := onfleettest.Fixture(t, "task_started")
+	require.Equal(t, http.StatusOK, b.post(t, "onfleet", created, onfleettest.Sign(t, onfleettest.Other, created)).Code)
+	require.Equal(t, http.StatusOK, b.post(t, "onfleet", started, onfleettest.Sign(t, onfleettest.Secret, started)).Code)
 	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM waybill.webhook_events"))
 }
 
@@ -475,11 +478,11 @@ func BenchmarkServeEvent(b *testing.B) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(b, err)
 	defer pool.Close()
-	sources := onfleetSources(b, testSecret)
+	sources := onfleetSources(b, onfleettest.Secret)
 	h, err := NewHandler(HandlerConfig{Pool: pool, Sources: sources, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(b, err)
 
-	base := fixture(b, "task_completed")
+	base := onfleettest.Fixture(b, "task_completed")
 	var seq atomic.Int64
 	// Carriers send concurrently: many requests in flight per core, as on a server.
 	b.SetParallelism(8)
@@ -490,7 +493,7 @@ func BenchmarkServeEvent(b *testing.B) {
 			body := bytes.Replace(base, []byte(`"time": 1686611636796`), fmt.Appendf(nil, `"time": %d`, 1686611636796+seq.Add(1)), 1)
 			req := httptest.NewRequest(http.MethodPost, "/webhooks/onfleet", bytes.NewReader(body))
 			req.SetPathValue("carrier", "onfleet")
-			req.Header.Set(OnfleetSignatureHeader, sign(b, testSecret, body))
+			req.Header.Set(onfleet.SignatureHeader, onfleettest.Sign(b, onfleettest.Secret, body))
 			rec := httptest.NewRecorder()
 			h.ServeEvent(rec, req)
 			if rec.Code != http.StatusOK {
@@ -505,25 +508,25 @@ func BenchmarkServeEvent(b *testing.B) {
 func TestServeEventOnLiteralRoute(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
-	h, err := NewHandler(HandlerConfig{Pool: b.pool, Sources: onfleetSources(t, testSecret), Logger: slog.New(slog.DiscardHandler)})
+	h, err := NewHandler(HandlerConfig{Pool: b.pool, Sources: onfleetSources(t, onfleettest.Secret), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /webhooks/onfleet", h.ServeEvent)
 
-	body := fixture(t, "task_assigned")
+	body := onfleettest.Fixture(t, "task_assigned")
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/onfleet", bytes.NewReader(body))
-	req.Header.Set(OnfleetSignatureHeader, sign(t, testSecret, body))
+	req.Header.Set(onfleet.SignatureHeader, onfleettest.Sign(t, onfleettest.Secret, body))
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, req)
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM waybill.webhook_events WHERE carrier = 'onfleet'"))
 }
 
-func onfleetSources(t testing.TB, secrets ...string) Sources {
+func onfleetSources(t testing.TB, secrets ...string) carrier.Sources {
 	t.Helper()
-	onfleet, err := NewOnfleet(secrets)
+	src, err := onfleet.NewSource(secrets)
 	require.NoError(t, err)
-	sources, err := NewSources(onfleet)
+	sources, err := carrier.NewSources(src)
 	require.NoError(t, err)
 	return sources
 }

@@ -7,9 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/tidwall/gjson"
 
-	"github.com/waybill/waybill/internal/carrier/onfleet"
+	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/dbsqlc"
 	"github.com/waybill/waybill/internal/notify"
 )
@@ -31,8 +30,8 @@ func (w *translateWorker) Work(ctx context.Context, job *river.Job[TranslateArgs
 type toTranslate struct {
 	row     dbsqlc.WebhookEventGetManyRow
 	jobID   int64
-	ev      Event
-	tr      Translation
+	ev      carrier.Event
+	tr      carrier.Translation
 	orderID int64
 }
 
@@ -100,7 +99,7 @@ func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJ
 		}
 		ev, tr := t.ev, t.tr
 		switch tr.Outcome {
-		case OutcomeStatus, OutcomeRecord:
+		case carrier.OutcomeStatus, carrier.OutcomeRecord:
 			next = append(next, river.InsertManyParams{Args: ActArgs{
 				OrderID:        t.orderID,
 				WebhookEventID: t.row.ID,
@@ -116,7 +115,7 @@ func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJ
 			}})
 			w.deps.Logger.DebugContext(ctx, "webhook translated", "carrier", t.row.Carrier, "webhook_event_id", t.row.ID,
 				"job_id", t.jobID, "carrier_status", ev.CarrierStatus, "order_id", t.orderID, "status", tr.Status)
-		case OutcomeQuarantine:
+		case carrier.OutcomeQuarantine:
 			next = append(next, river.InsertManyParams{Args: quarantineMessage(t.row, ev, tr, t.orderID)})
 			w.deps.Logger.WarnContext(ctx, "webhook quarantined", "carrier", t.row.Carrier, "webhook_event_id", t.row.ID,
 				"job_id", t.jobID, "carrier_status", ev.CarrierStatus, "order_id", t.orderID, "external_id", ev.ExternalID, "detail", tr.Detail)
@@ -126,8 +125,8 @@ func (w *translateWorker) translate(ctx context.Context, tx pgx.Tx, jobs []stepJ
 		}
 	}
 	for _, t := range todo {
-		if recordedNow[t.row.ID] && t.row.Carrier == OnfleetName && t.ev.CarrierStatus == onfleetBatchCompleted {
-			w.settleBatch(ctx, t.row)
+		if recordedNow[t.row.ID] {
+			w.settleBatch(ctx, t.row, t.ev)
 		}
 	}
 	if len(next) > 0 {
@@ -169,39 +168,39 @@ func (w *translateWorker) findOrders(ctx context.Context, tx pgx.Tx, todo []*toT
 	}
 	for _, t := range asked {
 		if t.orderID == 0 {
-			t.tr = Translation{Outcome: OutcomeIgnore, Detail: fmt.Sprintf("task %s is not a Waybill order's", t.ev.TaskID)}
+			t.tr = carrier.Translation{Outcome: carrier.OutcomeIgnore, Detail: fmt.Sprintf("task %s is not a Waybill order's", t.ev.TaskID)}
 		}
 	}
 	return nil
 }
 
 // interpret reads a stored webhook with its carrier's Source and translates it.
-func (w *translateWorker) interpret(row dbsqlc.WebhookEventGetManyRow) (Event, Translation) {
+func (w *translateWorker) interpret(row dbsqlc.WebhookEventGetManyRow) (carrier.Event, carrier.Translation) {
 	src, ok := w.deps.Sources[row.Carrier]
 	if !ok {
-		return Event{Carrier: row.Carrier}, Translation{Outcome: OutcomeQuarantine, Detail: fmt.Sprintf("carrier %q is not configured any more", row.Carrier)}
+		return carrier.Event{Carrier: row.Carrier}, carrier.Translation{Outcome: carrier.OutcomeQuarantine, Detail: fmt.Sprintf("carrier %q is not configured any more", row.Carrier)}
 	}
 	ev, err := src.Parse(row.Body)
 	if err != nil {
-		return Event{Carrier: row.Carrier}, Translation{Outcome: OutcomeQuarantine, Detail: err.Error()}
+		return carrier.Event{Carrier: row.Carrier}, carrier.Translation{Outcome: carrier.OutcomeQuarantine, Detail: err.Error()}
 	}
 	return ev, src.Vocabulary().Translate(ev)
 }
 
 // needsOrder: status and history events go to an order, and so does an unknown word about a
 // task; if no order of ours has the task, the event is not ours and is ignored.
-func needsOrder(ev Event, tr Translation) bool {
+func needsOrder(ev carrier.Event, tr carrier.Translation) bool {
 	switch tr.Outcome {
-	case OutcomeStatus, OutcomeRecord:
+	case carrier.OutcomeStatus, carrier.OutcomeRecord:
 		return true
-	case OutcomeQuarantine:
+	case carrier.OutcomeQuarantine:
 		return ev.Problem == "" && ev.TaskID != ""
 	}
 	return false
 }
 
 // quarantineMessage tells the developers that a carrier said something Waybill does not know.
-func quarantineMessage(row dbsqlc.WebhookEventGetManyRow, ev Event, tr Translation, orderID int64) notify.SlackArgs {
+func quarantineMessage(row dbsqlc.WebhookEventGetManyRow, ev carrier.Event, tr carrier.Translation, orderID int64) notify.SlackArgs {
 	fields := map[string]string{
 		"carrier":          row.Carrier,
 		"webhook_event_id": strconv.FormatInt(row.ID, 10),
@@ -235,29 +234,19 @@ func learntBy(stored string) string {
 	return ""
 }
 
-func nonEmpty(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-// onfleetBatchCompleted is Onfleet's trigger 19: an async batch job finished; its body carries
-// the job's results, as GET /tasks/batch/{jobId} does.
-const onfleetBatchCompleted = "taskBatchCreateJobCompleted"
-
-// settleBatch hands a finished batch job's results to dispatch, whichever of this webhook and
-// dispatch's own poll comes first (both are idempotent). A failure is only logged: the poll
-// settles the batch anyway.
-func (w *translateWorker) settleBatch(ctx context.Context, row dbsqlc.WebhookEventGetManyRow) {
-	if w.deps.Batches == nil {
+// settleBatch hands a finished batch job's results, when the event announces one (see
+// carrier.BatchSource), to dispatch, whichever of this webhook and dispatch's own poll comes
+// first (both are idempotent). A failure is only logged: the poll settles the batch anyway.
+func (w *translateWorker) settleBatch(ctx context.Context, row dbsqlc.WebhookEventGetManyRow, ev carrier.Event) {
+	src, ok := w.deps.Sources[row.Carrier].(carrier.BatchSource)
+	if !ok || w.deps.Batches == nil {
 		return
 	}
-	jobID := gjson.GetBytes(row.Body, "jobId").String()
-	if jobID == "" {
+	jobID, res, ok := src.BatchCompleted(ev, row.Body)
+	if !ok {
 		return
 	}
-	if err := w.deps.Batches.SettleFromWebhook(ctx, row.Carrier, jobID, onfleet.ParseBatchResult(row.Body)); err != nil {
+	if err := w.deps.Batches.SettleFromWebhook(ctx, row.Carrier, jobID, res); err != nil {
 		w.deps.Logger.WarnContext(ctx, "could not settle a batch from its webhook; the poll will", "carrier_job_id", jobID, "error", err)
 	}
 }

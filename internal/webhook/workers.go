@@ -20,7 +20,7 @@ import (
 // Deps are what the translate and act workers need.
 type Deps struct {
 	Pool    *pgxpool.Pool
-	Sources Sources
+	Sources carrier.Sources
 	Logger  *slog.Logger
 	// CallbackEnabled: WAYBILL_CALLBACK_URL is set, so every status change also enqueues a
 	// notify.CallbackArgs job.
@@ -86,16 +86,6 @@ func (p *Pipeline) Run(ctx context.Context) {
 	<-done
 }
 
-// AddWorkers registers translate and act workers whose jobs each run in a transaction of their
-// own: NewPipeline and Add, without Run.
-func AddWorkers(workers *river.Workers, deps Deps) error {
-	p, err := NewPipeline(deps)
-	if err != nil {
-		return err
-	}
-	return p.Add(workers)
-}
-
 // Queues configures the pipeline's two River queues with maxWorkers each. With Run, a step's
 // running jobs wait for its next batch, so maxWorkers bounds the batch, not the connections
 // used. The jobs of a queue are fetched at most every fetchCooldown, many at a time.
@@ -127,8 +117,8 @@ type step[T river.JobArgs] struct {
 	logger  *slog.Logger
 	do      func(ctx context.Context, tx pgx.Tx, jobs []stepJob[T]) error
 	batches *batch.Batcher[stepJob[T], error]
-	running atomic.Bool   // run is serving batches
-	turn    chan struct{} // held by the pipeline's one running batch
+	running atomic.Bool   // run is serving batches; a hint only, see work
+	turn    chan struct{} // held by the pipeline's one running transaction
 	keep    bool          // complete jobs instead of deleting them (Deps.KeepFinishedJobs)
 }
 
@@ -138,18 +128,44 @@ func newStep[T river.JobArgs](deps Deps, turn chan struct{}, do func(context.Con
 	return s
 }
 
-// work runs job in the step's next batch, or alone when no batches are served.
+// work runs job in the step's next batch, or alone when no batches are served: before run, or
+// once it has stopped (batch.ErrStopped: the job's batch never ran). Either way its transaction
+// holds the pipeline's turn: whatever the flag said when it was read, two pipeline transactions
+// never run at once.
 func (s *step[T]) work(ctx context.Context, job *river.Job[T]) error {
 	j := stepJob[T]{job: job, client: river.ClientFromContext[pgx.Tx](ctx)}
-	if !s.running.Load() {
-		return s.inTx(ctx, []stepJob[T]{j})
+	if s.running.Load() {
+		jobErr, err := s.batches.Do(ctx, j)
+		if !errors.Is(err, batch.ErrStopped) {
+			if err != nil {
+				return err
+			}
+			return jobErr
+		}
 	}
-	jobErr, err := s.batches.Do(ctx, j)
-	if err != nil {
+	return s.alone(ctx, j)
+}
+
+// alone runs j in a transaction of its own, in the pipeline's turn.
+func (s *step[T]) alone(ctx context.Context, j stepJob[T]) error {
+	if err := s.takeTurn(ctx); err != nil {
 		return err
 	}
-	return jobErr
+	defer s.giveTurn()
+	return s.inTx(ctx, []stepJob[T]{j})
 }
+
+// takeTurn waits for the pipeline's one transaction slot; giveTurn hands it back.
+func (s *step[T]) takeTurn(ctx context.Context) error {
+	select {
+	case s.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *step[T]) giveTurn() { <-s.turn }
 
 func (s *step[T]) run(ctx context.Context) {
 	s.running.Store(true)
@@ -159,8 +175,10 @@ func (s *step[T]) run(ctx context.Context) {
 
 // flush runs one batch when it is the pipeline's turn; each job gets its own error.
 func (s *step[T]) flush(ctx context.Context, jobs []stepJob[T]) ([]error, error) {
-	s.turn <- struct{}{}
-	defer func() { <-s.turn }()
+	if err := s.takeTurn(ctx); err != nil {
+		return nil, err
+	}
+	defer s.giveTurn()
 	errs := make([]error, len(jobs))
 	err := s.inTx(ctx, jobs)
 	if err == nil || len(jobs) == 1 {

@@ -20,7 +20,10 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/carrier/onfleet/onfleettest"
 	"github.com/waybill/waybill/internal/dbsqlc"
+	"github.com/waybill/waybill/internal/dbtest"
 	"github.com/waybill/waybill/internal/migrate"
 	"github.com/waybill/waybill/internal/notify"
 	"github.com/waybill/waybill/internal/orders"
@@ -37,10 +40,7 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 func (b *testBundle) order(t *testing.T, externalID string, kind orders.Kind, taskID string) int64 {
 	t.Helper()
 	ctx := context.Background()
-	var id int64
-	require.NoError(t, b.pool.QueryRow(ctx,
-		`INSERT INTO waybill.orders (external_id, carrier, kind, payload) VALUES ($1, 'onfleet', $2, $3) RETURNING id`,
-		externalID, kind, testPayload).Scan(&id))
+	id, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: externalID, Kind: string(kind), Payload: testPayload})
 	if taskID != "" {
 		_, err := dbsqlc.New().OrderMarkDispatchedMany(ctx, b.pool, dbsqlc.OrderMarkDispatchedManyParams{
 			Ids: []int64{id}, CarrierRefs: []string{taskID}, TrackingUrls: []string{"https://onf.lt/" + taskID},
@@ -57,12 +57,12 @@ func onfleetEvent(t *testing.T, name, taskID, externalID string, offset time.Dur
 		"taskId":             taskID,
 		"data.task.id":       taskID,
 		"time":               t0.Add(offset).UnixMilli(),
-		"data.task.metadata": waybillMetadata(externalID, 0),
+		"data.task.metadata": onfleettest.WaybillMetadata(externalID, 0),
 	}
 	for k, v := range changes {
 		c[k] = v
 	}
-	return derive(t, fixture(t, name), c)
+	return onfleettest.Derive(t, onfleettest.Fixture(t, name), c)
 }
 
 // send posts a signed webhook and requires 200.
@@ -349,9 +349,9 @@ func TestPipelineIgnoredRecordedQuarantined(t *testing.T) {
 	}
 
 	// Not about a task; a task that is not ours (the documented payload, no metadata).
-	duty := fixture(t, "worker_duty")
+	duty := onfleettest.Fixture(t, "worker_duty")
 	b.send(t, duty)
-	b.send(t, fixture(t, "task_completed"))
+	b.send(t, onfleettest.Fixture(t, "task_completed"))
 	// History only.
 	b.send(t, onfleetEvent(t, "task_delayed", task, "SO-4004", time.Minute, nil))
 	// A trigger Waybill has no word for, about our task; and a signed body that is JSON but not
@@ -361,7 +361,7 @@ func TestPipelineIgnoredRecordedQuarantined(t *testing.T) {
 	b.send(t, junk)
 	b.waitIdle(t)
 
-	outcome, detail, orderID := outcomeOf(bodyKey(duty))
+	outcome, detail, orderID := outcomeOf(carrier.BodyKey(duty))
 	require.Equal(t, "ignored", outcome)
 	require.Equal(t, "workerDuty is not about a delivery", *detail)
 	require.Nil(t, orderID)
@@ -379,7 +379,7 @@ func TestPipelineIgnoredRecordedQuarantined(t *testing.T) {
 	require.Equal(t, `unknown carrier status "predictedTaskDelay"`, *detail)
 	require.Equal(t, id, *orderID)
 
-	outcome, detail, _ = outcomeOf(bodyKey(junk))
+	outcome, detail, _ = outcomeOf(carrier.BodyKey(junk))
 	require.Equal(t, "quarantined", outcome)
 	require.Contains(t, *detail, "not an Onfleet webhook")
 
@@ -481,6 +481,33 @@ func TestStatusNotificationIsIDsAndStatusOnly(t *testing.T) {
 	b, err := statusNotification(change)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"order_id":1,"external_id":"SO-1","status":"failed_attempt","previous_status":"in_transit"}`, string(b))
+}
+
+// A status change whose job carries strings longer than pg_notify takes (a hand-made or redriven
+// job) is still told, cut to fit, rather than failing its batch and ending as a dead letter.
+func TestStatusNotificationFitsNotify(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("\u0001é", 5000)
+	b, err := statusNotification(notify.CallbackArgs{OrderID: 7, ExternalID: long, Status: long, PreviousStatus: long})
+	require.NoError(t, err)
+	require.Less(t, len(b), maxNotifyPayload)
+	var n StatusNotification
+	require.NoError(t, json.Unmarshal(b, &n))
+	require.Equal(t, int64(7), n.OrderID)
+}
+
+// A job that runs alone (before Run, or once it stopped) waits for the pipeline's turn like a
+// batch does: two pipeline transactions never run at once.
+func TestStepAloneTakesTheTurn(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	s := b.pipeline.act.step
+	require.NoError(t, s.takeTurn(context.Background())) // a batch of the other step is running
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := s.alone(ctx, running(1, ActArgs{OrderID: 1}))
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the job waited for the turn")
+	s.giveTurn()
 }
 
 // running wraps args as a job River is running, for calling a step directly.

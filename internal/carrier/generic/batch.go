@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 // CreateBatchConfig is the request that creates many tasks at once and answers with each
@@ -184,7 +185,7 @@ func (c *Carrier) CreateBatchSync(ctx context.Context, batchID int64, reqs []car
 	if err := c.readBatchAnswer(ctx, batchID, b, doc, sent, res); err != nil {
 		// The tasks may well exist; only a lookup can tell.
 		return carrier.BatchResult{}, &carrier.Error{Carrier: c.name, Class: carrier.Transient, StatusCode: status, Ambiguous: true,
-			Message: err.Error() + ": " + truncate(string(doc.raw), 200)}
+			Message: err.Error() + ": " + truncate.Runes(string(doc.raw), 200)}
 	}
 	return res, nil
 }
@@ -279,5 +280,5 @@ func resultText(p Path, result any) (string, bool) {
 	if text == "" {
 		return "", false
 	}
-	return truncate(text, 1000), true
+	return truncate.Runes(text, 1000), true
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/waybill/waybill/internal/carrier"
-	"github.com/waybill/waybill/internal/webhook"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 // DefaultTimeout bounds one request when Config.Timeout is zero; WAYBILL_CARRIER_TIMEOUT's
@@ -29,7 +29,7 @@ type compiledCarrier struct {
 	batch        *compiledBatch   // nil: one order per request
 	errorMessage Path
 	webhook      *compiledWebhook
-	vocabulary   webhook.Vocabulary
+	vocabulary   carrier.Vocabulary
 }
 
 // Carrier is a carrier declared in the carriers file. It is safe for concurrent use; share one
@@ -99,7 +99,7 @@ func newTransport() *http.Transport {
 // Name implements carrier.Carrier.
 func (c *Carrier) Name() string { return c.name }
 
-// WebhookSource reads this carrier's webhooks, for webhook.NewSources.
+// WebhookSource reads this carrier's webhooks, for carrier.NewSources.
 func (c *Carrier) WebhookSource() *Source { return c.source }
 
 // CreateTask implements carrier.Carrier: the create_task request.
@@ -116,7 +116,7 @@ func (c *Carrier) CreateTask(ctx context.Context, req carrier.Request) (carrier.
 	if !ok || id == "" {
 		// The task may well exist; only a lookup (or the idempotency key) can tell.
 		return carrier.Task{}, &carrier.Error{Carrier: c.name, Class: carrier.Transient, StatusCode: status, Ambiguous: true,
-			Message: fmt.Sprintf("answer without a task id at %s: %s", r.taskID, truncate(string(doc.raw), 200))}
+			Message: fmt.Sprintf("answer without a task id at %s: %s", r.taskID, truncate.Runes(string(doc.raw), 200))}
 	}
 	tracking, _ := r.trackingURL.Text(doc.value)
 	return carrier.Task{ID: id, TrackingURL: tracking}, nil
@@ -142,7 +142,7 @@ func (c *Carrier) FindTask(ctx context.Context, externalID string) (carrier.Task
 	unexpected := func(format string, args ...any) error {
 		// The doubt the lookup was meant to clear is still there.
 		return &carrier.Error{Carrier: c.name, Class: carrier.Transient, StatusCode: status, Ambiguous: true,
-			Message: fmt.Sprintf(format, args...) + ": " + truncate(string(doc.raw), 200)}
+			Message: fmt.Sprintf(format, args...) + ": " + truncate.Runes(string(doc.raw), 200)}
 	}
 
 	task := doc.value
@@ -248,7 +248,7 @@ func (c *Carrier) send(ctx context.Context, r *compiledRequest, target string, b
 	if ok && err != nil {
 		// A 2xx we cannot read: the call may have done its work.
 		return resp.StatusCode, a, &carrier.Error{Carrier: c.name, Class: carrier.Transient, StatusCode: resp.StatusCode, Ambiguous: true,
-			Message: "unreadable answer: " + truncate(string(raw), 200), Err: err}
+			Message: "unreadable answer: " + truncate.Runes(string(raw), 200), Err: err}
 	}
 	if !ok {
 		a.retryAfter = carrier.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
@@ -272,10 +272,10 @@ func (c *Carrier) answerError(r *compiledRequest, status int, a answer) *carrier
 // answerMessage is the carrier's own words: the text at error_message, else the body.
 func (c *Carrier) answerMessage(status int, a answer) string {
 	if msg, ok := c.cfg.errorMessage.Text(a.value); ok && strings.TrimSpace(msg) != "" {
-		return truncate(strings.TrimSpace(msg), 1000)
+		return truncate.Runes(strings.TrimSpace(msg), 1000)
 	}
 	if s := strings.TrimSpace(string(a.raw)); s != "" {
-		return truncate(s, 500)
+		return truncate.Runes(s, 500)
 	}
 	return http.StatusText(status)
 }

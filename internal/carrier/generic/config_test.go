@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/orders"
-	"github.com/waybill/waybill/internal/webhook"
 )
 
 const examplePath = "../../../examples/carriers.yaml"
@@ -80,8 +80,8 @@ func TestLoadFileExample(t *testing.T) {
 	require.Equal(t, [][]byte{[]byte(testSecret)}, cc.webhook.keys)
 
 	// The example's point: Acme's "complete" means delivered.
-	tr := cc.vocabulary.Translate(webhook.Event{TaskID: "dlv_1", CarrierStatus: "complete"})
-	require.Equal(t, webhook.Translation{Outcome: webhook.OutcomeStatus, Status: orders.StatusDelivered}, tr)
+	tr := cc.vocabulary.Translate(carrier.Event{TaskID: "dlv_1", CarrierStatus: "complete"})
+	require.Equal(t, carrier.Translation{Outcome: carrier.OutcomeStatus, Status: orders.StatusDelivered}, tr)
 
 	t.Setenv("ACME_API_KEY", "")
 	_, err = LoadFile(examplePath)

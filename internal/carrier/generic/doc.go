@@ -11,7 +11,7 @@
 //
 // A Carrier implements carrier.Carrier with the error classes dispatch acts on (429 rate
 // limited, 401/403/404/405 unauthorized, other 4xx rejected with the carrier's message,
-// timeouts and 5xx transient and ambiguous). Its WebhookSource implements webhook.Source.
+// timeouts and 5xx transient and ambiguous). Its WebhookSource implements carrier.Source.
 //
 // # Duplicates
 //

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/carrier/onfleet"
 	"github.com/waybill/waybill/internal/dbsqlc"
 	"github.com/waybill/waybill/internal/dbtest"
 	"github.com/waybill/waybill/internal/dispatch"
@@ -76,9 +77,9 @@ func setupEndToEndWith(t *testing.T, opts e2eOptions) *e2eBundle {
 	acmeCarrier, err := New(cfg, logger)
 	require.NoError(t, err)
 	require.NoError(t, dbsqlc.New().CarrierEnsure(ctx, pool, []string{acmeCarrier.Name()}))
-	onfleetSource, err := webhook.NewOnfleet(nil)
+	onfleetSource, err := onfleet.NewSource(nil)
 	require.NoError(t, err)
-	sources, err := webhook.NewSources(onfleetSource, acmeCarrier.WebhookSource())
+	sources, err := carrier.NewSources(onfleetSource, acmeCarrier.WebhookSource())
 	require.NoError(t, err)
 
 	completer := dispatch.NewStore(dispatch.StoreConfig{Pool: pool, Hooks: nil, Logger: logger})
@@ -94,7 +95,9 @@ func setupEndToEndWith(t *testing.T, opts e2eOptions) *e2eBundle {
 		Pool:       pool,
 		Logger:     logger,
 	}))
-	require.NoError(t, webhook.AddWorkers(workers, webhook.Deps{Pool: pool, Sources: sources, Logger: logger}))
+	pipeline, err := webhook.NewPipeline(webhook.Deps{Pool: pool, Sources: sources, Logger: logger})
+	require.NoError(t, err)
+	require.NoError(t, pipeline.Add(workers)) // without Run: each job in a transaction of its own
 	queues := webhook.Queues(5)
 	queues[dispatch.QueueDispatch] = river.QueueConfig{MaxWorkers: cmp.Or(opts.dispatchWorkers, 5)}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{

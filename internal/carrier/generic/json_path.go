@@ -14,6 +14,13 @@ import (
 // the first item's sku, "0.id" the id of the first element of a top-level array. A step is
 // never empty and cannot contain a dot; a number is a key on an object ({"0":…}) and an index
 // only on an array. There are no wildcards, filters or negative indexes.
+//
+// Why not gjson, which the rest of Waybill reads JSON with: gjson's syntax is a language
+// (wildcards, queries, modifiers, escapes) in which nearly every string is a valid path, so a
+// typo in WAYBILL_CARRIERS_FILE would silently find nothing at run time instead of failing
+// `serve` at start with the path named; and a gjson path cannot say "key 0 on an object, index 0
+// on an array" as this grammar does. Restricting gjson to this grammar would need this parser
+// anyway, so the lookup stays beside it.
 type Path struct {
 	raw   string
 	steps []string

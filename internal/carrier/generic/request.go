@@ -16,6 +16,7 @@ import (
 
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/orders"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 // requestData is what a body template renders: the order. Its values are raw; templates quote
@@ -182,7 +183,7 @@ func (r *compiledRequest) renderBody(data any) ([]byte, error) {
 		return nil, &renderError{"body", err}
 	}
 	if !json.Valid(buf.Bytes()) {
-		return nil, &renderError{"body", fmt.Errorf("the template did not render valid JSON: %s", truncate(buf.String(), 300))}
+		return nil, &renderError{"body", fmt.Errorf("the template did not render valid JSON: %s", truncate.Runes(buf.String(), 300))}
 	}
 	return buf.Bytes(), nil
 }
@@ -400,15 +401,4 @@ func validHeaderName(s string) bool {
 		return false
 	}
 	return true
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
 }

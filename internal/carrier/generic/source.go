@@ -17,7 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/waybill/waybill/internal/webhook"
+	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 // signatureSchemes are the HMACs a carrier may sign webhooks with, by scheme name.
@@ -62,40 +63,40 @@ type compiledWebhook struct {
 	details    map[string]Path
 }
 
-// Source reads a configured carrier's webhooks. It implements webhook.Source and is safe for
+// Source reads a configured carrier's webhooks. It implements carrier.Source and is safe for
 // concurrent use.
 type Source struct {
 	name       string
 	cfg        *compiledWebhook
-	vocabulary webhook.Vocabulary
+	vocabulary carrier.Vocabulary
 }
 
-var _ webhook.Source = (*Source)(nil)
+var _ carrier.Source = (*Source)(nil)
 
-// Name implements webhook.Source: the carrier's name.
+// Name implements carrier.Source: the carrier's name.
 func (s *Source) Name() string { return s.name }
 
-// Vocabulary implements webhook.Source: the carriers file's vocabulary.
-func (s *Source) Vocabulary() webhook.Vocabulary { return s.vocabulary }
+// Vocabulary implements carrier.Source: the carriers file's vocabulary.
+func (s *Source) Vocabulary() carrier.Vocabulary { return s.vocabulary }
 
-// Verify implements webhook.Source: the signature header holds prefix + the HMAC of the raw
+// Verify implements carrier.Source: the signature header holds prefix + the HMAC of the raw
 // body, hex or base64, under one of the configured secrets.
 func (s *Source) Verify(body []byte, header http.Header) error {
 	sig := strings.TrimSpace(header.Get(s.cfg.header))
 	if sig == "" {
-		return webhook.ErrUnsigned
+		return carrier.ErrUnsigned
 	}
 	if s.cfg.prefix != "" {
 		if len(sig) < len(s.cfg.prefix) || !strings.EqualFold(sig[:len(s.cfg.prefix)], s.cfg.prefix) {
-			return webhook.ErrBadSignature
+			return carrier.ErrBadSignature
 		}
 		sig = sig[len(s.cfg.prefix):]
 	}
 	mac, err := decodeMAC(s.cfg.encoding, sig)
 	if err != nil || len(mac) != s.cfg.size {
-		return webhook.ErrBadSignature
+		return carrier.ErrBadSignature
 	}
-	return webhook.CheckHMAC(s.cfg.newHash, s.cfg.keys, body, mac)
+	return carrier.CheckHMAC(s.cfg.newHash, s.cfg.keys, body, mac)
 }
 
 // decodeMAC reads a signature: hex in either case, or base64 standard or URL-safe, padded or
@@ -111,16 +112,16 @@ func decodeMAC(encoding, sig string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(sig)
 }
 
-// Parse implements webhook.Source. The event key is the event id when webhook.event_id is
+// Parse implements carrier.Source. The event key is the event id when webhook.event_id is
 // configured, else a hash of the body. JSON that lacks what the configuration says is there
 // (the status, the time, the event id) parses into an Event with a Problem: it is stored and
 // quarantined, never guessed at.
-func (s *Source) Parse(body []byte) (webhook.Event, error) {
+func (s *Source) Parse(body []byte) (carrier.Event, error) {
 	doc, err := decodeJSON(body)
 	if err != nil {
-		return webhook.Event{}, fmt.Errorf("%w: %v", webhook.ErrNotJSON, err)
+		return carrier.Event{}, fmt.Errorf("%w: %v", carrier.ErrNotJSON, err)
 	}
-	ev := webhook.Event{Carrier: s.name}
+	ev := carrier.Event{Carrier: s.name}
 	if _, ok := doc.(map[string]any); !ok {
 		return s.unreadable(ev, body, fmt.Sprintf("the body is %s, not a JSON object", describe(doc))), nil
 	}
@@ -162,7 +163,7 @@ func (s *Source) Parse(body []byte) (webhook.Event, error) {
 	}
 	ev.EventKey = eventID
 	if c.eventID.IsZero() {
-		ev.EventKey = bodyKey(body)
+		ev.EventKey = carrier.BodyKey(body)
 	}
 
 	details := make(map[string]any, len(c.details))
@@ -173,7 +174,7 @@ func (s *Source) Parse(body []byte) (webhook.Event, error) {
 	}
 	ev.Details, err = json.Marshal(details)
 	if err != nil {
-		return webhook.Event{}, fmt.Errorf("%s webhook details: %w", s.name, err)
+		return carrier.Event{}, fmt.Errorf("%s webhook details: %w", s.name, err)
 	}
 	return ev, nil
 }
@@ -189,7 +190,7 @@ func eventTime(doc any, p Path, format string) (t time.Time, problem string) {
 		return time.Time{}, fmt.Sprintf("time at %s is %s", p, describe(v))
 	}
 	bad := func() (time.Time, string) {
-		return time.Time{}, fmt.Sprintf("time at %s is not %s: %s", p, format, truncate(raw, 60))
+		return time.Time{}, fmt.Sprintf("time at %s is not %s: %s", p, format, truncate.Runes(raw, 60))
 	}
 	switch format {
 	case TimeRFC3339:
@@ -220,18 +221,11 @@ func eventTime(doc any, p Path, format string) (t time.Time, problem string) {
 }
 
 // unreadable is a verified JSON body that is not an event this configuration can read.
-func (s *Source) unreadable(ev webhook.Event, body []byte, problem string) webhook.Event {
-	ev.EventKey = bodyKey(body)
-	ev.Problem = truncate(problem, 500)
+func (s *Source) unreadable(ev carrier.Event, body []byte, problem string) carrier.Event {
+	ev.EventKey = carrier.BodyKey(body)
+	ev.Problem = truncate.Runes(problem, 500)
 	ev.Details = json.RawMessage(`{}`)
 	return ev
-}
-
-// bodyKey is the event key of an event without an id: redeliveries of the same bytes are
-// recognised.
-func bodyKey(body []byte) string {
-	sum := sha256.Sum256(body)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // webhook compiles the webhook section.
@@ -316,15 +310,15 @@ func (c *compiler) webhookKeys(sig SignatureConfig) [][]byte {
 }
 
 // vocabulary checks each word on its own (so the problem names it), then builds the whole.
-func (c *compiler) vocabulary(words map[string]string) webhook.Vocabulary {
+func (c *compiler) vocabulary(words map[string]string) carrier.Vocabulary {
 	if len(words) == 0 {
 		c.fail("vocabulary", "required: each of the carrier's status words and what it means "+
-			"(a Waybill status, %q or %q)", webhook.WordRecord, webhook.WordIgnore)
+			"(a Waybill status, %q or %q)", carrier.WordRecord, carrier.WordIgnore)
 		return nil
 	}
 	ok := true
 	for _, word := range slices.Sorted(maps.Keys(words)) {
-		if _, err := webhook.ParseVocabulary(map[string]string{word: words[word]}); err != nil {
+		if _, err := carrier.ParseVocabulary(map[string]string{word: words[word]}); err != nil {
 			c.fail("vocabulary."+word, "%s", strings.TrimPrefix(err.Error(), "vocabulary: "))
 			ok = false
 		}
@@ -332,7 +326,7 @@ func (c *compiler) vocabulary(words map[string]string) webhook.Vocabulary {
 	if !ok {
 		return nil
 	}
-	v, err := webhook.ParseVocabulary(words)
+	v, err := carrier.ParseVocabulary(words)
 	if err != nil {
 		c.fail("vocabulary", "%v", err)
 	}

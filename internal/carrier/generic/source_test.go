@@ -15,8 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/orders"
-	"github.com/waybill/waybill/internal/webhook"
 )
 
 const testSecret = "acme-test-secret"
@@ -69,13 +69,13 @@ func TestSourceVerify(t *testing.T) {
 	const h = "X-Acme-Signature"
 	require.NoError(t, hexSrc.Verify(body, header(h, "sha256="+completeHex)))
 	require.NoError(t, hexSrc.Verify(body, header(h, " SHA256="+strings.ToUpper(completeHex)+" ")), "hex and prefix in either case")
-	require.ErrorIs(t, hexSrc.Verify(body, header(h, "")), webhook.ErrUnsigned)
-	require.ErrorIs(t, hexSrc.Verify(body, header("X-Other", "sha256="+completeHex)), webhook.ErrUnsigned)
-	require.ErrorIs(t, hexSrc.Verify(body, header(h, completeHex)), webhook.ErrBadSignature, "prefix missing")
-	require.ErrorIs(t, hexSrc.Verify(body, header(h, "sha256="+completeHex[:62])), webhook.ErrBadSignature, "short")
-	require.ErrorIs(t, hexSrc.Verify(body, header(h, "sha256=zz"+completeHex[2:])), webhook.ErrBadSignature, "not hex")
-	require.ErrorIs(t, hexSrc.Verify(append(body, ' '), header(h, "sha256="+completeHex)), webhook.ErrBadSignature, "body changed")
-	require.ErrorIs(t, hexSrc.Verify(body, header(h, "sha256="+hex.EncodeToString(hmacOf("other", body)))), webhook.ErrBadSignature, "other secret")
+	require.ErrorIs(t, hexSrc.Verify(body, header(h, "")), carrier.ErrUnsigned)
+	require.ErrorIs(t, hexSrc.Verify(body, header("X-Other", "sha256="+completeHex)), carrier.ErrUnsigned)
+	require.ErrorIs(t, hexSrc.Verify(body, header(h, completeHex)), carrier.ErrBadSignature, "prefix missing")
+	require.ErrorIs(t, hexSrc.Verify(body, header(h, "sha256="+completeHex[:62])), carrier.ErrBadSignature, "short")
+	require.ErrorIs(t, hexSrc.Verify(body, header(h, "sha256=zz"+completeHex[2:])), carrier.ErrBadSignature, "not hex")
+	require.ErrorIs(t, hexSrc.Verify(append(body, ' '), header(h, "sha256="+completeHex)), carrier.ErrBadSignature, "body changed")
+	require.ErrorIs(t, hexSrc.Verify(body, header(h, "sha256="+hex.EncodeToString(hmacOf("other", body)))), carrier.ErrBadSignature, "other secret")
 
 	b64Src := exampleSource(t, acmeEnv(""), "scheme: hmac-sha256-hex", "scheme: hmac-sha256-base64",
 		`prefix: "sha256="`, `prefix: "hmac-sha256-base64="`)
@@ -83,8 +83,8 @@ func TestSourceVerify(t *testing.T) {
 	require.NoError(t, b64Src.Verify(body, header(h, "hmac-sha256-base64="+strings.TrimRight(completeBase64, "="))), "unpadded")
 	urlSafe := strings.NewReplacer("+", "-", "/", "_").Replace(completeBase64)
 	require.NoError(t, b64Src.Verify(body, header(h, "hmac-sha256-base64="+urlSafe)), "URL-safe alphabet")
-	require.ErrorIs(t, b64Src.Verify(body, header(h, "hmac-sha256-base64="+completeHex)), webhook.ErrBadSignature, "hex where base64 is due")
-	require.ErrorIs(t, b64Src.Verify(body, header(h, "sha256="+completeBase64)), webhook.ErrBadSignature, "wrong prefix")
+	require.ErrorIs(t, b64Src.Verify(body, header(h, "hmac-sha256-base64="+completeHex)), carrier.ErrBadSignature, "hex where base64 is due")
+	require.ErrorIs(t, b64Src.Verify(body, header(h, "sha256="+completeBase64)), carrier.ErrBadSignature, "wrong prefix")
 
 	// No prefix configured, SHA-512, a hex-encoded secret.
 	secret512 := []byte{0xde, 0xad, 0xbe, 0xef, 0x00, 0x01}
@@ -93,7 +93,7 @@ func TestSourceVerify(t *testing.T) {
 	m := hmac.New(sha512.New, secret512)
 	m.Write(body)
 	require.NoError(t, src512.Verify(body, header(h, hex.EncodeToString(m.Sum(nil)))))
-	require.ErrorIs(t, src512.Verify(body, header(h, "sha256="+completeHex)), webhook.ErrBadSignature)
+	require.ErrorIs(t, src512.Verify(body, header(h, "sha256="+completeHex)), carrier.ErrBadSignature)
 }
 
 // While a secret is rotated, both verify.
@@ -104,7 +104,7 @@ func TestSourceVerifyRotation(t *testing.T) {
 	for _, secret := range []string{"old-secret", "new-secret"} {
 		require.NoError(t, src.Verify(body, header("X-Acme-Signature", "sha256="+hex.EncodeToString(hmacOf(secret, body)))), secret)
 	}
-	require.ErrorIs(t, src.Verify(body, header("X-Acme-Signature", "sha256="+hex.EncodeToString(hmacOf(testSecret, body)))), webhook.ErrBadSignature)
+	require.ErrorIs(t, src.Verify(body, header("X-Acme-Signature", "sha256="+hex.EncodeToString(hmacOf(testSecret, body)))), carrier.ErrBadSignature)
 }
 
 func TestSourceParse(t *testing.T) {
@@ -114,48 +114,48 @@ func TestSourceParse(t *testing.T) {
 
 	tests := []struct {
 		fixture string
-		want    webhook.Event
+		want    carrier.Event
 		details string
-		tr      webhook.Translation
+		tr      carrier.Translation
 	}{
 		{
 			fixture: "delivery_created",
-			want: webhook.Event{Carrier: "acme", EventKey: "evt_01HQ3Z8KX1", TaskID: "dlv_7Hq2LmN4", ExternalID: "SO-1001",
+			want: carrier.Event{Carrier: "acme", EventKey: "evt_01HQ3Z8KX1", TaskID: "dlv_7Hq2LmN4", ExternalID: "SO-1001",
 				CarrierStatus: "created", OccurredAt: time.Date(2025, 3, 1, 12, 0, 5, 0, time.UTC),
 				TrackingURL: "https://track.acme.example/dlv_7Hq2LmN4"},
 			details: `{"eta": null}`, // courier.name is not there: left out
-			tr:      webhook.Translation{Outcome: webhook.OutcomeStatus, Status: orders.StatusDispatched},
+			tr:      carrier.Translation{Outcome: carrier.OutcomeStatus, Status: orders.StatusDispatched},
 		},
 		{
 			fixture: "delivery_complete",
-			want: webhook.Event{Carrier: "acme", EventKey: "evt_01HQ3ZC4V7", TaskID: "dlv_7Hq2LmN4", ExternalID: "SO-1001",
+			want: carrier.Event{Carrier: "acme", EventKey: "evt_01HQ3ZC4V7", TaskID: "dlv_7Hq2LmN4", ExternalID: "SO-1001",
 				CarrierStatus: "complete", OccurredAt: time.Date(2025, 3, 1, 14, 42, 17, 250e6, time.UTC),
 				TrackingURL: "https://track.acme.example/dlv_7Hq2LmN4"},
 			details: `{"courier": "Jo Rider", "eta": "2025-03-01T14:40:00Z"}`,
-			tr:      webhook.Translation{Outcome: webhook.OutcomeStatus, Status: orders.StatusDelivered},
+			tr:      carrier.Translation{Outcome: carrier.OutcomeStatus, Status: orders.StatusDelivered},
 		},
 		{
 			fixture: "attempt_failed",
-			want: webhook.Event{Carrier: "acme", EventKey: "evt_01HQ3ZD0AA", TaskID: "dlv_5Tr8PqZ1", ExternalID: "SO-1002",
+			want: carrier.Event{Carrier: "acme", EventKey: "evt_01HQ3ZD0AA", TaskID: "dlv_5Tr8PqZ1", ExternalID: "SO-1002",
 				CarrierStatus: "attempt_failed", OccurredAt: time.Date(2025, 3, 1, 16, 5, 0, 0, time.UTC),
 				Reason: "Recipient not at home; card left", TrackingURL: "https://track.acme.example/dlv_5Tr8PqZ1"},
 			details: `{"courier": "Jo Rider", "eta": null}`,
-			tr:      webhook.Translation{Outcome: webhook.OutcomeStatus, Status: orders.StatusFailedAttempt},
+			tr:      carrier.Translation{Outcome: carrier.OutcomeStatus, Status: orders.StatusFailedAttempt},
 		},
 		{
 			fixture: "eta_updated",
-			want: webhook.Event{Carrier: "acme", EventKey: "evt_01HQ3ZB2QP", TaskID: "dlv_7Hq2LmN4", ExternalID: "SO-1001",
+			want: carrier.Event{Carrier: "acme", EventKey: "evt_01HQ3ZB2QP", TaskID: "dlv_7Hq2LmN4", ExternalID: "SO-1001",
 				CarrierStatus: "eta_updated", OccurredAt: time.Date(2025, 3, 1, 13, 10, 0, 0, time.UTC),
 				TrackingURL: "https://track.acme.example/dlv_7Hq2LmN4"},
 			details: `{"courier": "Jo Rider", "eta": "2025-03-01T14:40:00Z"}`,
-			tr:      webhook.Translation{Outcome: webhook.OutcomeRecord},
+			tr:      carrier.Translation{Outcome: carrier.OutcomeRecord},
 		},
 		{
 			fixture: "ping",
-			want: webhook.Event{Carrier: "acme", EventKey: "evt_01HQ3Z0000", CarrierStatus: "ping",
+			want: carrier.Event{Carrier: "acme", EventKey: "evt_01HQ3Z0000", CarrierStatus: "ping",
 				OccurredAt: time.Date(2025, 3, 1, 11, 59, 0, 0, time.UTC)},
 			details: `{}`,
-			tr:      webhook.Translation{Outcome: webhook.OutcomeIgnore, Detail: "ping is not about a delivery"},
+			tr:      carrier.Translation{Outcome: carrier.OutcomeIgnore, Detail: "ping is not about a delivery"},
 		},
 	}
 	for _, tt := range tests {
@@ -215,20 +215,20 @@ func TestSourceParseUnreadable(t *testing.T) {
 		ev, err := src.Parse(tt.body)
 		require.NoError(t, err, name)
 		require.Equal(t, tt.problem, ev.Problem, name)
-		require.Equal(t, bodyKey(tt.body), ev.EventKey, name)
+		require.Equal(t, carrier.BodyKey(tt.body), ev.EventKey, name)
 		require.JSONEq(t, `{}`, string(ev.Details), name)
-		require.Equal(t, webhook.OutcomeQuarantine, src.Vocabulary().Translate(ev).Outcome, name)
+		require.Equal(t, carrier.OutcomeQuarantine, src.Vocabulary().Translate(ev).Outcome, name)
 	}
 
 	// A word the vocabulary lacks is quarantined too, with the event otherwise read.
 	ev, err := src.Parse(with("data.status", "teleported"))
 	require.NoError(t, err)
 	require.Empty(t, ev.Problem)
-	require.Equal(t, webhook.Translation{Outcome: webhook.OutcomeQuarantine, Detail: `unknown carrier status "teleported"`}, src.Vocabulary().Translate(ev))
+	require.Equal(t, carrier.Translation{Outcome: carrier.OutcomeQuarantine, Detail: `unknown carrier status "teleported"`}, src.Vocabulary().Translate(ev))
 
 	for _, body := range []string{``, `{`, `{"id": "x"} {"id": "y"}`, "\xff", `{"a": 1,}`} {
 		_, err := src.Parse([]byte(body))
-		require.ErrorIs(t, err, webhook.ErrNotJSON, body)
+		require.ErrorIs(t, err, carrier.ErrNotJSON, body)
 	}
 }
 
@@ -239,7 +239,7 @@ func TestSourceParseVariants(t *testing.T) {
 	src := exampleSource(t, acmeEnv(""), "      event_id: id # what", "      # what")
 	ev, err := src.Parse(body)
 	require.NoError(t, err)
-	require.Equal(t, bodyKey(body), ev.EventKey)
+	require.Equal(t, carrier.BodyKey(body), ev.EventKey)
 	require.Empty(t, ev.Problem)
 
 	times := []struct {
@@ -293,7 +293,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := src.Parse(body)
 		if err != nil {
-			require.ErrorIs(t, err, webhook.ErrNotJSON)
+			require.ErrorIs(t, err, carrier.ErrNotJSON)
 			require.False(t, json.Valid(body))
 			return
 		}
@@ -307,7 +307,7 @@ func FuzzParse(f *testing.F) {
 			require.NoError(t, err)
 		}
 		tr := src.Vocabulary().Translate(ev)
-		if tr.Outcome == webhook.OutcomeStatus {
+		if tr.Outcome == carrier.OutcomeStatus {
 			require.True(t, tr.Status.Known())
 			require.NotEmpty(t, ev.TaskID)
 		}

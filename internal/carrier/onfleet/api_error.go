@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 // apiError is Onfleet's error body:
@@ -53,10 +54,10 @@ func answerMessage(status int, body []byte) string {
 		if cause := causeText(ae.Message.Cause); cause != "" {
 			msg += ": " + cause
 		}
-		return truncateRunes(msg, 1000)
+		return truncate.Runes(msg, 1000)
 	}
 	if s := strings.TrimSpace(string(body)); s != "" {
-		return truncateRunes(s, 500)
+		return truncate.Runes(s, 500)
 	}
 	return http.StatusText(status)
 }

@@ -1,5 +1,3 @@
-// Package onfleet is the Onfleet carrier adapter: it creates tasks through Onfleet's API v2 and
-// finds them again by the metadata Waybill stores on them (Onfleet has no idempotency key).
 package onfleet
 
 import (
@@ -20,6 +18,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 // Name is the carrier's name in waybill.orders.carrier.
@@ -240,7 +239,7 @@ func (c *Client) do(ctx context.Context, method, path string, in any, decode fun
 	if err := decode(raw); err != nil {
 		// A 2xx we cannot read: the call may have done its work.
 		return &carrier.Error{Carrier: Name, Class: carrier.Transient, StatusCode: resp.StatusCode, Ambiguous: true,
-			Message: "unreadable answer: " + truncateRunes(string(raw), 200), Err: err}
+			Message: "unreadable answer: " + truncate.Runes(string(raw), 200), Err: err}
 	}
 	return nil
 }

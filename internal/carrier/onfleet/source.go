@@ -1,4 +1,4 @@
-package webhook
+package onfleet
 
 import (
 	"crypto/sha512"
@@ -11,20 +11,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/orders"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
-// Onfleet's webhook facts (../shared/CARRIERS.md, docs.onfleet.com/reference/webhooks).
-const (
-	OnfleetName            = "onfleet"
-	OnfleetSignatureHeader = "X-Onfleet-Signature"
-	// Metadata names Waybill stores on every task (internal/carrier/onfleet sets them).
-	onfleetMetaExternalID = "waybill_external_id"
-	onfleetMetaOrderID    = "waybill_order_id"
-)
+// The inbound half of the Onfleet adapter: its webhooks, read into carrier.Event (Onfleet's
+// webhook facts: ../shared/CARRIERS.md, docs.onfleet.com/reference/webhooks).
 
-// OnfleetTriggers names Onfleet's webhook trigger ids, for payloads that carry only the id.
-var OnfleetTriggers = map[int]string{
+// SignatureHeader carries the webhook's signature.
+const SignatureHeader = "X-Onfleet-Signature"
+
+// Triggers names Onfleet's webhook trigger ids, for payloads that carry only the id.
+var Triggers = map[int]string{
 	0:  "taskStarted",
 	1:  "taskEta",
 	2:  "taskArrival",
@@ -46,47 +47,47 @@ var OnfleetTriggers = map[int]string{
 	19: "taskBatchCreateJobCompleted",
 }
 
-// OnfleetVocabulary is what each Onfleet trigger means for an order. taskCompleted with
+// Vocabulary is what each Onfleet trigger means for an order. taskCompleted with
 // completionDetails.success false becomes failed_attempt, and on a pickup task picked_up (see
-// Vocabulary.Translate). A trigger missing here is quarantined.
-var OnfleetVocabulary = Vocabulary{
-	"taskCreated":    {Outcome: OutcomeStatus, Status: orders.StatusDispatched},
-	"taskAssigned":   {Outcome: OutcomeStatus, Status: orders.StatusAssigned},
-	"taskUnassigned": {Outcome: OutcomeStatus, Status: orders.StatusDispatched},
-	"taskStarted":    {Outcome: OutcomeStatus, Status: orders.StatusInTransit},
-	"taskCompleted":  {Outcome: OutcomeStatus, Status: orders.StatusDelivered},
-	"taskFailed":     {Outcome: OutcomeStatus, Status: orders.StatusFailedAttempt},
-	"taskDeleted":    {Outcome: OutcomeStatus, Status: orders.StatusCancelled},
+// carrier.Vocabulary.Translate). A trigger missing here is quarantined.
+var Vocabulary = carrier.Vocabulary{
+	"taskCreated":    {Outcome: carrier.OutcomeStatus, Status: orders.StatusDispatched},
+	"taskAssigned":   {Outcome: carrier.OutcomeStatus, Status: orders.StatusAssigned},
+	"taskUnassigned": {Outcome: carrier.OutcomeStatus, Status: orders.StatusDispatched},
+	"taskStarted":    {Outcome: carrier.OutcomeStatus, Status: orders.StatusInTransit},
+	"taskCompleted":  {Outcome: carrier.OutcomeStatus, Status: orders.StatusDelivered},
+	"taskFailed":     {Outcome: carrier.OutcomeStatus, Status: orders.StatusFailedAttempt},
+	"taskDeleted":    {Outcome: carrier.OutcomeStatus, Status: orders.StatusCancelled},
 	// Informative: the order's history, status unchanged. taskUpdated repeats changes the
 	// specific triggers report (assignment, completion) plus notes and attachments.
-	"taskEta":                    {Outcome: OutcomeRecord},
-	"taskArrival":                {Outcome: OutcomeRecord},
-	"taskDelayed":                {Outcome: OutcomeRecord},
-	"taskUpdated":                {Outcome: OutcomeRecord},
-	"smsRecipientResponseMissed": {Outcome: OutcomeRecord},
+	"taskEta":                    {Outcome: carrier.OutcomeRecord},
+	"taskArrival":                {Outcome: carrier.OutcomeRecord},
+	"taskDelayed":                {Outcome: carrier.OutcomeRecord},
+	"taskUpdated":                {Outcome: carrier.OutcomeRecord},
+	"smsRecipientResponseMissed": {Outcome: carrier.OutcomeRecord},
 	// A clone is a new task, not the order's; the rest are not about a task.
-	"taskCloned":                  {Outcome: OutcomeIgnore},
-	"workerDuty":                  {Outcome: OutcomeIgnore},
-	"workerCreated":               {Outcome: OutcomeIgnore},
-	"workerDeleted":               {Outcome: OutcomeIgnore},
-	"SMSRecipientOptOut":          {Outcome: OutcomeIgnore},
-	"autoDispatchJobCompleted":    {Outcome: OutcomeIgnore},
-	"taskBatchCreateJobCompleted": {Outcome: OutcomeIgnore},
+	"taskCloned":                  {Outcome: carrier.OutcomeIgnore},
+	"workerDuty":                  {Outcome: carrier.OutcomeIgnore},
+	"workerCreated":               {Outcome: carrier.OutcomeIgnore},
+	"workerDeleted":               {Outcome: carrier.OutcomeIgnore},
+	"SMSRecipientOptOut":          {Outcome: carrier.OutcomeIgnore},
+	"autoDispatchJobCompleted":    {Outcome: carrier.OutcomeIgnore},
+	"taskBatchCreateJobCompleted": {Outcome: carrier.OutcomeIgnore},
 }
 
-// Onfleet reads Onfleet's webhooks.
-type Onfleet struct {
+// Source reads Onfleet's webhooks: a carrier.BatchSource.
+type Source struct {
 	secrets [][]byte
 }
 
-// NewOnfleet takes the webhook secrets as Onfleet shows them (hex): one, or two while rotating.
+// NewSource takes the webhook secrets as Onfleet shows them (hex): one, or two while rotating.
 // With none, every webhook is refused as unsigned-by-us, which the bad-signature count makes
 // loud.
-func NewOnfleet(secrets []string) (*Onfleet, error) {
+func NewSource(secrets []string) (*Source, error) {
 	if len(secrets) > 2 {
 		return nil, errors.New("onfleet webhook: at most two secrets (ONFLEET_WEBHOOK_SECRET)")
 	}
-	o := &Onfleet{}
+	o := &Source{}
 	for _, s := range secrets {
 		key, err := hex.DecodeString(strings.TrimSpace(s))
 		if err != nil || len(key) == 0 {
@@ -97,28 +98,28 @@ func NewOnfleet(secrets []string) (*Onfleet, error) {
 	return o, nil
 }
 
-func (*Onfleet) Name() string { return OnfleetName }
+func (*Source) Name() string { return Name }
 
-func (*Onfleet) Vocabulary() Vocabulary { return OnfleetVocabulary }
+func (*Source) Vocabulary() carrier.Vocabulary { return Vocabulary }
 
 // Verify: X-Onfleet-Signature is the hex HMAC-SHA512 of the raw body, keyed with the secret's
 // bytes (the hex-decoded secret).
-func (o *Onfleet) Verify(body []byte, header http.Header) error {
-	sig := strings.TrimSpace(header.Get(OnfleetSignatureHeader))
+func (o *Source) Verify(body []byte, header http.Header) error {
+	sig := strings.TrimSpace(header.Get(SignatureHeader))
 	if sig == "" {
-		return ErrUnsigned
+		return carrier.ErrUnsigned
 	}
 	mac, err := hex.DecodeString(sig)
 	if err != nil || len(mac) != sha512.Size {
-		return ErrBadSignature
+		return carrier.ErrBadSignature
 	}
-	return CheckHMAC(sha512.New, o.secrets, body, mac)
+	return carrier.CheckHMAC(sha512.New, o.secrets, body, mac)
 }
 
-// onfleetPayload is the part of Onfleet's webhook body Waybill reads. Every trigger sends
+// webhookPayload is the part of Onfleet's webhook body Waybill reads. Every trigger sends
 // taskId, time (ms), triggerId, triggerName, workerId, adminId, actionContext and data; some add
 // etaSeconds, distance or delay.
-type onfleetPayload struct {
+type webhookPayload struct {
 	TaskID        *string `json:"taskId"`
 	Time          *int64  `json:"time"`
 	TriggerID     *int    `json:"triggerId"`
@@ -132,17 +133,17 @@ type onfleetPayload struct {
 	Distance   *float64 `json:"distance"`
 	Delay      *float64 `json:"delay"`
 	Data       *struct {
-		Task *onfleetTask `json:"task"`
+		Task *webhookTask `json:"task"`
 	} `json:"data"`
 }
 
-type onfleetTask struct {
+type webhookTask struct {
 	ID                string            `json:"id"`
 	ShortID           string            `json:"shortId"`
 	State             *int              `json:"state"`
 	PickupTask        bool              `json:"pickupTask"`
 	TrackingURL       string            `json:"trackingURL"`
-	Metadata          []onfleetMetadata `json:"metadata"`
+	Metadata          []webhookMetadata `json:"metadata"`
 	CompletionDetails *struct {
 		Success       *bool  `json:"success"`
 		FailureReason string `json:"failureReason"`
@@ -152,13 +153,13 @@ type onfleetTask struct {
 	} `json:"completionDetails"`
 }
 
-type onfleetMetadata struct {
+type webhookMetadata struct {
 	Name  string          `json:"name"`
 	Value json.RawMessage `json:"value"`
 }
 
-// onfleetDetails is what an order's history keeps of an Onfleet event.
-type onfleetDetails struct {
+// webhookDetails is what an order's history keeps of an Onfleet event.
+type webhookDetails struct {
 	TriggerID       *int     `json:"trigger_id,omitempty"`
 	WorkerID        string   `json:"worker_id,omitempty"`
 	ActionBy        string   `json:"action_by,omitempty"` // "WORKER <id>", "ADMIN <id>", "API <id>"
@@ -176,21 +177,21 @@ type onfleetDetails struct {
 
 // Parse reads an Onfleet webhook body. The event key is "<taskId>:<triggerId>:<time>", what
 // Onfleet repeats on a redelivery; events without a task are keyed by their bytes.
-func (o *Onfleet) Parse(body []byte) (Event, error) {
-	ev := Event{Carrier: OnfleetName}
-	var p onfleetPayload
+func (o *Source) Parse(body []byte) (carrier.Event, error) {
+	ev := carrier.Event{Carrier: Name}
+	var p webhookPayload
 	if err := json.Unmarshal(body, &p); err != nil {
 		// Unmarshal checks the whole body is JSON before it decodes anything.
 		if synErr := (*json.SyntaxError)(nil); errors.As(err, &synErr) {
-			return Event{}, fmt.Errorf("%w: %v", ErrNotJSON, err)
+			return carrier.Event{}, fmt.Errorf("%w: %v", carrier.ErrNotJSON, err)
 		}
 		return o.unreadable(ev, body, fmt.Sprintf("not an Onfleet webhook: %v", err)), nil
 	}
 	switch {
 	case p.TriggerName != "":
 		ev.CarrierStatus = p.TriggerName
-	case p.TriggerID != nil && OnfleetTriggers[*p.TriggerID] != "":
-		ev.CarrierStatus = OnfleetTriggers[*p.TriggerID]
+	case p.TriggerID != nil && Triggers[*p.TriggerID] != "":
+		ev.CarrierStatus = Triggers[*p.TriggerID]
 	case p.TriggerID != nil:
 		ev.CarrierStatus = "trigger " + strconv.Itoa(*p.TriggerID)
 	default:
@@ -201,7 +202,7 @@ func (o *Onfleet) Parse(body []byte) (Event, error) {
 	}
 	ev.OccurredAt = time.UnixMilli(*p.Time).UTC()
 
-	var task *onfleetTask
+	var task *webhookTask
 	if p.Data != nil {
 		task = p.Data.Task
 	}
@@ -218,10 +219,10 @@ func (o *Onfleet) Parse(body []byte) (Event, error) {
 	if ev.TaskID != "" {
 		ev.EventKey = ev.TaskID + ":" + trigger + ":" + strconv.FormatInt(*p.Time, 10)
 	} else {
-		ev.EventKey = bodyKey(body)
+		ev.EventKey = carrier.BodyKey(body)
 	}
 
-	d := onfleetDetails{TriggerID: p.TriggerID, ETASeconds: p.ETASeconds, DistanceMeters: p.Distance, DelaySeconds: p.Delay}
+	d := webhookDetails{TriggerID: p.TriggerID, ETASeconds: p.ETASeconds, DistanceMeters: p.Distance, DelaySeconds: p.Delay}
 	if p.WorkerID != nil {
 		d.WorkerID = *p.WorkerID
 	}
@@ -252,31 +253,31 @@ func (o *Onfleet) Parse(body []byte) (Event, error) {
 	}
 	details, err := json.Marshal(d)
 	if err != nil {
-		return Event{}, fmt.Errorf("onfleet webhook details: %w", err)
+		return carrier.Event{}, fmt.Errorf("onfleet webhook details: %w", err)
 	}
 	ev.Details = details
 	return ev, nil
 }
 
 // unreadable is a verified JSON body that is not an Onfleet event Waybill can read.
-func (*Onfleet) unreadable(ev Event, body []byte, problem string) Event {
-	ev.EventKey = bodyKey(body)
-	ev.Problem = truncate(problem, 500)
+func (*Source) unreadable(ev carrier.Event, body []byte, problem string) carrier.Event {
+	ev.EventKey = carrier.BodyKey(body)
+	ev.Problem = truncate.Runes(problem, 500)
 	ev.Details = json.RawMessage(`{}`)
 	return ev
 }
 
 // onfleetReferences reads the external id and order id Waybill stored in the task's metadata.
 // Values of another type than Waybill stores are left out rather than guessed at.
-func onfleetReferences(meta []onfleetMetadata) (externalID string, orderID int64) {
+func onfleetReferences(meta []webhookMetadata) (externalID string, orderID int64) {
 	for _, m := range meta {
 		switch m.Name {
-		case onfleetMetaExternalID:
+		case MetaExternalID:
 			var s string
 			if json.Unmarshal(m.Value, &s) == nil {
 				externalID = s
 			}
-		case onfleetMetaOrderID:
+		case MetaOrderID:
 			var n json.Number
 			if json.Unmarshal(m.Value, &n) == nil {
 				if id, err := n.Int64(); err == nil && id > 0 {
@@ -288,6 +289,22 @@ func onfleetReferences(meta []onfleetMetadata) (externalID string, orderID int64
 	return externalID, orderID
 }
 
+// batchCompleted is trigger 19: an async batch job finished; its body carries the job's results,
+// as GET /tasks/batch/{jobId} does.
+const batchCompleted = "taskBatchCreateJobCompleted"
+
+// BatchCompleted reads trigger 19's job id and results (see carrier.BatchSource).
+func (*Source) BatchCompleted(ev carrier.Event, body []byte) (jobID string, res carrier.BatchResult, ok bool) {
+	if ev.CarrierStatus != batchCompleted {
+		return "", carrier.BatchResult{}, false
+	}
+	jobID = gjson.GetBytes(body, "jobId").String()
+	if jobID == "" {
+		return "", carrier.BatchResult{}, false
+	}
+	return jobID, ParseBatchResult(body), true
+}
+
 func joinNonEmpty(sep string, parts ...string) string {
 	var kept []string
 	for _, p := range parts {
@@ -296,15 +313,4 @@ func joinNonEmpty(sep string, parts ...string) string {
 		}
 	}
 	return strings.Join(kept, sep)
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
 }

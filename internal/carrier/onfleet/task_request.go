@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/orders"
+	"github.com/waybill/waybill/internal/truncate"
 )
 
 // Metadata names Waybill stores on every task. MetaExternalID is how FindTask finds a task again
@@ -114,14 +114,5 @@ func taskNotes(p orders.Payload) string {
 		}
 		notes += summary
 	}
-	return truncateRunes(notes, maxNotes)
-}
-
-// truncateRunes cuts s to at most n runes, marking the cut with an ellipsis.
-func truncateRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
+	return truncate.Runes(notes, maxNotes)
 }

@@ -1,0 +1,2 @@
+// Package db holds Waybill's SQL: goose migrations (also sqlc's schema) and sqlc queries.
+package db
