@@ -13,6 +13,7 @@ import (
 	"github.com/waybill/waybill/internal/batch"
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/dbsqlc"
+	"github.com/waybill/waybill/internal/orders"
 )
 
 // Store is dispatch's side of waybill.orders, in group commits: it loads orders for the
@@ -58,10 +59,33 @@ type completion struct {
 	recorded bool
 }
 
-// loadedOrder is an order as dispatch needs it; found is false when the row is gone.
+// LoadedOrder is an order as dispatch needs it: the order, and the unfinished carrier batch it
+// sits in (0 for none, or when not asked).
+type LoadedOrder struct {
+	orders.Order
+	BatchID int64
+}
+
 type loadedOrder struct {
-	row   dbsqlc.OrderGetForDispatchManyRow
-	found bool
+	order LoadedOrder
+	found bool // false when the row is gone
+}
+
+// loadedFromRow turns the query's row into orders' types, here at the package's edge.
+func loadedFromRow(r dbsqlc.OrderGetForDispatchManyRow) LoadedOrder {
+	o := LoadedOrder{BatchID: r.BatchID, Order: orders.Order{
+		ID: r.ID, Kind: orders.Kind(r.Kind), Payload: r.Payload, Status: orders.Status(r.Status),
+	}}
+	if r.StatusReason != nil {
+		o.StatusReason = *r.StatusReason
+	}
+	if r.CarrierRef != nil {
+		o.CarrierRef = *r.CarrierRef
+	}
+	if r.TrackingUrl != nil {
+		o.TrackingURL = *r.TrackingUrl
+	}
+	return o
 }
 
 // NewStore makes dispatch's store of orders; call Run to serve its batches.
@@ -96,9 +120,9 @@ func (c *Store) End(ctx context.Context, jobID int64) error {
 // Load reads one order for dispatch, in a batch with other workers' reads. With mayBeSent (the
 // job ran before: an attempt, a snooze or an error) it also finds the unfinished carrier batch
 // the order may sit in (row.BatchID); on a job's first run no request can have carried it.
-func (c *Store) Load(ctx context.Context, orderID int64, mayBeSent bool) (dbsqlc.OrderGetForDispatchManyRow, bool, error) {
+func (c *Store) Load(ctx context.Context, orderID int64, mayBeSent bool) (LoadedOrder, bool, error) {
 	o, err := c.loader.Do(ctx, loadRequest{orderID: orderID, inBatch: mayBeSent})
-	return o.row, o.found, err
+	return o.order, o.found, err
 }
 
 // Run serves batches until ctx ends.
@@ -121,13 +145,13 @@ func (c *Store) load(ctx context.Context, reqs []loadRequest) ([]loadedOrder, er
 	if err != nil {
 		return nil, fmt.Errorf("load orders for dispatch: %w", err)
 	}
-	byID := make(map[int64]dbsqlc.OrderGetForDispatchManyRow, len(rows))
+	byID := make(map[int64]LoadedOrder, len(rows))
 	for _, r := range rows {
-		byID[r.ID] = r
+		byID[r.ID] = loadedFromRow(r)
 	}
 	out := make([]loadedOrder, len(reqs))
 	for i, r := range reqs {
-		out[i].row, out[i].found = byID[r.orderID]
+		out[i].order, out[i].found = byID[r.orderID]
 	}
 	return out, nil
 }

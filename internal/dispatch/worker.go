@@ -59,20 +59,20 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	if !exists {
 		return river.JobCancel(fmt.Errorf("order %d no longer exists", a.OrderID))
 	}
-	switch {
-	case order.CarrierRef != nil:
+	switch order.DispatchStep() {
+	case orders.DispatchDone:
 		// Already at the carrier (a retried or redriven job whose earlier run got through).
 		return w.end(ctx, job)
-	case order.Status == string(orders.StatusRejected):
+	case orders.DispatchRefused:
 		// Its batch's settlement recorded the carrier's refusal: end the job as dead.
-		return river.JobCancel(fmt.Errorf("carrier refused order %d: %s", a.OrderID, deref(order.StatusReason)))
+		return river.JobCancel(fmt.Errorf("carrier refused order %d: %s", a.OrderID, order.StatusReason))
 	}
 	var payload orders.Payload
 	if err := json.Unmarshal(order.Payload, &payload); err != nil {
 		// Validated at INSERT, so only a hand-edited row gets here; retrying will not help.
 		return river.JobCancel(fmt.Errorf("order %d: unreadable payload: %w", a.OrderID, err))
 	}
-	req := carrier.Request{OrderID: a.OrderID, ExternalID: a.ExternalID, Kind: orders.Kind(order.Kind), Payload: payload}
+	req := carrier.Request{OrderID: a.OrderID, ExternalID: a.ExternalID, Kind: order.Kind, Payload: payload}
 
 	waitCtx := ctx
 	if deadline, ok := ctx.Deadline(); ok {
@@ -137,13 +137,6 @@ func (w *Worker) end(ctx context.Context, job *river.Job[Args]) error {
 // redriven (which keeps its errors).
 func mayBeSent(job *rivertype.JobRow) bool {
 	return job.Attempt > 1 || len(job.Errors) > 0 || gjson.GetBytes(job.Metadata, "snoozes").Int() > 0
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // failed decides what a carrier failure does to the job.

@@ -114,3 +114,27 @@ func (o Order) CarrierTime() *time.Time {
 	}
 	return o.StatusAt
 }
+
+// DispatchStep is what dispatch does with an order its job asks it to send.
+type DispatchStep int
+
+const (
+	// DispatchSend: the order has never reached a carrier; send it.
+	DispatchSend DispatchStep = iota
+	// DispatchDone: a carrier has it (an earlier run, a batch's settlement): end the job.
+	DispatchDone
+	// DispatchRefused: the carrier refused it (rejected): end the job as a dead letter.
+	DispatchRefused
+)
+
+// DispatchStep decides whether dispatch sends the order. A task reference means the carrier has
+// it, whatever the status says: an order is never sent twice.
+func (o Order) DispatchStep() DispatchStep {
+	switch {
+	case o.CarrierRef != "":
+		return DispatchDone
+	case o.Status == StatusRejected:
+		return DispatchRefused
+	}
+	return DispatchSend
+}

@@ -206,3 +206,22 @@ func TestCarrierTime(t *testing.T) {
 		})
 	}
 }
+
+func TestDispatchStep(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		order Order
+		want  DispatchStep
+	}{
+		{"pending", Order{Status: StatusPending}, DispatchSend},
+		{"at the carrier", Order{Status: StatusDispatched, CarrierRef: "t1"}, DispatchDone},
+		{"delivered by webhook before dispatch recorded", Order{Status: StatusDelivered, CarrierRef: "t1"}, DispatchDone},
+		{"refused", Order{Status: StatusRejected, StatusReason: "bad address"}, DispatchRefused},
+		{"redriven after a refusal (pending again)", Order{Status: StatusPending}, DispatchSend},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, tc.order.DispatchStep())
+		})
+	}
+}
