@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,30 +22,13 @@ import (
 
 	"github.com/waybill/waybill/internal/dbtest"
 	"github.com/waybill/waybill/internal/devenv"
+	"github.com/waybill/waybill/internal/logtest"
 )
-
-// syncBuffer is a bytes.Buffer written by a process and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // devStack is a running `waybill dev`, its stdout (the banner) and stderr (the logs) apart.
 type devStack struct {
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr logtest.Buffer
 	done           chan struct{}
 	err            error
 }
@@ -302,8 +284,7 @@ func TestServeLogsJSONAndQuietRiver(t *testing.T) {
 		addr := freeAddr(t)
 		env := []string{"DATABASE_URL=" + dbURL, "ONFLEET_API_KEY=k", "WAYBILL_HTTP_ADDR=" + addr,
 			"WAYBILL_ADMIN_USER=admin", "WAYBILL_ADMIN_PASSWORD=pw", "WAYBILL_LOG_LEVEL=" + level}
-		p := startWaybill(t, "serve "+level, env, "serve")
-		waitOK(t, p, "http://"+addr+"/readyz", 60*time.Second)
+		p := startServe(t, "serve "+level, addr, env)
 		status, _ := httpGet(t, "http://"+addr+"/riverui/api/jobs/987654321", "admin", "pw")
 		require.Equal(t, http.StatusNotFound, status)
 		time.Sleep(6 * time.Second) // River's producer reports job counts every 5 s

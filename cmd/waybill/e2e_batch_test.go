@@ -39,18 +39,13 @@ func dispatchLatency(t *testing.T, pool *pgxpool.Pool, prefix string) (p50, p99 
 func TestE2EBatchDispatchAtCarrierLimit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := dbtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool, dbURL := dbtest.NewPool(t)
 
 	sandboxURL := startSandbox(t, "--latency", "20ms", "--batch-delay", "300ms") // 20 requests/s enforced
 	for i := range 2 {
 		addr := freeAddr(t)
 		// Default dispatch workers and limit; serveEnv's small worker count is for the other tests.
-		env := append(serveEnv(dbURL, addr, sandboxURL), "WAYBILL_DISPATCH_WORKERS=2000")
-		p := startWaybill(t, fmt.Sprintf("serve-%d", i), env, "serve")
-		waitOK(t, p, "http://"+addr+"/readyz", 60*time.Second)
+		startServe(t, fmt.Sprintf("serve-%d", i), addr, append(serveEnv(dbURL, addr, sandboxURL), "WAYBILL_DISPATCH_WORKERS=2000"))
 	}
 
 	// A steady 200 orders/s for 20 s, one-row INSERTs as the monolith makes them.
@@ -60,8 +55,7 @@ func TestE2EBatchDispatchAtCarrierLimit(t *testing.T) {
 		if d := time.Until(start.Add(time.Duration(i) * time.Second / rate)); d > 0 {
 			time.Sleep(d)
 		}
-		_, err := pool.Exec(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'onfleet', $2)`,
-			fmt.Sprintf("STEADY-%d", i), e2ePayload)
+		_, err := dbtest.Order{ExternalID: fmt.Sprintf("STEADY-%d", i)}.Insert(ctx, pool)
 		require.NoError(t, err)
 	}
 	waitDispatched(t, pool, rate*seconds, 60*time.Second)
@@ -74,9 +68,7 @@ func TestE2EBatchDispatchAtCarrierLimit(t *testing.T) {
 	// 20,000 orders in one statement: one request per order would take over 1,000 s at 18/s.
 	const bulk = 20000
 	bulkStart := time.Now()
-	_, err = pool.Exec(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload)
-		SELECT 'BULK-' || g, 'onfleet', $1::jsonb FROM generate_series(1, $2::int) g`, e2ePayload, bulk)
-	require.NoError(t, err)
+	dbtest.InsertMany(t, pool, "BULK", bulk, dbtest.Order{})
 	waitDispatched(t, pool, rate*seconds+bulk, 180*time.Second)
 	took := time.Since(bulkStart)
 	stats := getStats(t, sandboxURL)
@@ -118,21 +110,15 @@ func TestE2EBatchKilled(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			dbURL := dbtest.NewDatabase(t)
-			pool, err := pgxpool.New(ctx, dbURL)
-			require.NoError(t, err)
-			t.Cleanup(pool.Close)
+			pool, dbURL := dbtest.NewPool(t)
 			sandboxURL := startSandbox(t, append([]string{"--latency", "20ms"}, tc.sandbox...)...)
 			addr := freeAddr(t)
 			env := append(serveEnv(dbURL, addr, sandboxURL), "WAYBILL_DISPATCH_WORKERS=500",
 				"WAYBILL_JOB_TIMEOUT=10s", "WAYBILL_RESCUE_AFTER=15s")
 
-			first := startWaybill(t, "serve-1", append(env, "WAYBILL_TEST_CRASH_AT="+tc.crashAt), "serve")
-			waitOK(t, first, "http://"+addr+"/readyz", 60*time.Second)
+			first := startServe(t, "serve-1", addr, append(env, "WAYBILL_TEST_CRASH_AT="+tc.crashAt))
 			const total = 600
-			_, err = pool.Exec(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload)
-				SELECT 'KB-' || g, 'onfleet', $1::jsonb FROM generate_series(1, $2::int) g`, e2ePayload, total)
-			require.NoError(t, err)
+			dbtest.InsertMany(t, pool, "KB", total, dbtest.Order{})
 
 			if tc.killWhen != "" {
 				require.Eventually(t, func() bool {
@@ -145,13 +131,10 @@ func TestE2EBatchKilled(t *testing.T) {
 			}
 			killedAt := time.Now()
 
-			second := startWaybill(t, "serve-2", env, "serve")
-			waitOK(t, second, "http://"+addr+"/readyz", 60*time.Second)
+			startServe(t, "serve-2", addr, env)
 			waitDispatched(t, pool, total, 2*time.Minute)
 			t.Logf("all %d dispatched %s after the kill", total, time.Since(killedAt).Round(100*time.Millisecond))
-			stats := getStats(t, sandboxURL)
-			require.Empty(t, stats.DuplicatedExternalIDs)
-			require.Equal(t, total, stats.TasksCreated)
+			requireOneTaskEach(t, sandboxURL, total)
 			var unsettled int
 			require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM waybill.dispatch_batches WHERE state <> 'finished'`).Scan(&unsettled))
 			require.Zero(t, unsettled)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgerrcode"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -23,100 +20,23 @@ import (
 	"github.com/waybill/waybill/internal/migrate"
 )
 
-// serveEnv is the environment of a `waybill serve` against a sandbox.
-func serveEnv(dbURL, addr, sandboxURL string) []string {
-	return []string{
-		"DATABASE_URL=" + dbURL, "WAYBILL_HTTP_ADDR=" + addr, "ONFLEET_BASE_URL=" + sandboxURL,
-		"ONFLEET_API_KEY=e2e", "WAYBILL_DISPATCH_WORKERS=40",
-		"WAYBILL_DB_MAX_CONNS=8", "WAYBILL_LOG_LEVEL=warn", "WAYBILL_CARRIER_TIMEOUT=2s",
-	}
-}
-
-func startSandbox(t *testing.T, args ...string) string {
-	t.Helper()
-	addr := freeAddr(t)
-	sb := startWaybill(t, "sandbox", nil, append([]string{"sandbox", "--addr", addr}, args...)...)
-	waitOK(t, sb, "http://"+addr+"/sandbox/stats", 30*time.Second)
-	return "http://" + addr
-}
-
-// insertN inserts n orders one statement at a time, as the monolith does: a statement that fails
-// because its connection is gone (Postgres restarted under the pool) is tried again on a fresh
-// one, and a unique violation on such a retry means the earlier attempt committed.
-func insertN(t *testing.T, pool *pgxpool.Pool, prefix string, n int, pause time.Duration) {
-	t.Helper()
-	for i := range n {
-		externalID := fmt.Sprintf("%s-%d", prefix, i)
-		var err error
-		for attempt := 0; attempt < 50; attempt++ {
-			_, err = pool.Exec(context.Background(), `INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'onfleet', $2)`,
-				externalID, e2ePayload)
-			if err == nil || (attempt > 0 && isUniqueViolation(err)) {
-				err = nil
-				break
-			}
-			if !isConnectionLost(err) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		require.NoError(t, err, "insert %s", externalID)
-		time.Sleep(pause)
-	}
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation
-}
-
-// isConnectionLost reports an error a monolith retries: the server went away (admin shutdown,
-// crash, connection refused while it restarts) rather than refusing the statement.
-func isConnectionLost(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgerrcode.IsOperatorIntervention(pgErr.Code) || pgerrcode.IsConnectionException(pgErr.Code)
-	}
-	return true // no answer from the server at all: network or connect error
-}
-
-func waitDispatched(t *testing.T, pool *pgxpool.Pool, n int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var got int
-	for time.Now().Before(deadline) {
-		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`).Scan(&got); err == nil && got == n {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%d of %d orders dispatched after %s", got, n, timeout)
-}
-
 // Two instances against one Postgres share the work and never both send an order.
 func TestE2ETwoInstancesShareWork(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	dbURL := dbtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool, dbURL := dbtest.NewPool(t)
 	sandboxURL := startSandbox(t, "--latency", "20ms")
 
 	var addrs []string
 	for i := range 2 {
 		addr := freeAddr(t)
-		p := startWaybill(t, fmt.Sprintf("serve-%d", i), serveEnv(dbURL, addr, sandboxURL), "serve")
-		waitOK(t, p, "http://"+addr+"/readyz", 60*time.Second)
+		startServe(t, fmt.Sprintf("serve-%d", i), addr, serveEnv(dbURL, addr, sandboxURL))
 		addrs = append(addrs, addr)
 	}
 	const total = 300
 	insertN(t, pool, "TWO", total, 2*time.Millisecond)
 	waitDispatched(t, pool, total, 60*time.Second)
 
-	stats := getStats(t, sandboxURL)
-	require.Empty(t, stats.DuplicatedExternalIDs)
-	require.Equal(t, total, stats.TasksCreated)
+	requireOneTaskEach(t, sandboxURL, total)
 	// Done dispatch jobs are deleted, so each instance's own count tells who did the work.
 	sum := 0
 	for _, addr := range addrs {
@@ -169,8 +89,7 @@ func TestE2EPostgresRestartMidLoad(t *testing.T) {
 
 	sandboxURL := startSandbox(t, "--latency", "20ms")
 	addr := freeAddr(t)
-	srv := startWaybill(t, "serve", serveEnv(pg.URL, addr, sandboxURL), "serve")
-	waitOK(t, srv, "http://"+addr+"/readyz", 60*time.Second)
+	srv := startServe(t, "serve", addr, serveEnv(pg.URL, addr, sandboxURL))
 
 	const total = 200
 	insertN(t, pool, "PG", total/2, 5*time.Millisecond)
@@ -196,9 +115,7 @@ func TestE2EPostgresRestartMidLoad(t *testing.T) {
 	// its next statement and reconnect, which insertN does.
 	insertN(t, pool, "PG2", total/2, 5*time.Millisecond)
 	waitDispatched(t, pool, total, 90*time.Second)
-	stats := getStats(t, sandboxURL)
-	require.Empty(t, stats.DuplicatedExternalIDs)
-	require.Equal(t, total, stats.TasksCreated)
+	requireOneTaskEach(t, sandboxURL, total)
 	select {
 	case <-srv.done:
 		t.Fatal("the service exited instead of recovering")

@@ -19,11 +19,12 @@ import (
 	"github.com/waybill/waybill/internal/notify"
 )
 
-// reconcileEnv is serve's environment with reconciliation and its alarm on a short clock.
-func reconcileEnv(dbURL, addr, sandboxURL, secret string, extra ...string) []string {
+// reconcileEnv is serve's environment with webhooks, and reconciliation and its alarm on a
+// short clock.
+func reconcileEnv(dbURL, addr, sandboxURL string, extra ...string) []string {
 	return append(serveEnv(dbURL, addr, sandboxURL),
 		append([]string{
-			"ONFLEET_WEBHOOK_SECRET=" + secret,
+			"ONFLEET_WEBHOOK_SECRET=" + webhookSecret,
 			"WAYBILL_RECONCILE_AFTER=3s", "WAYBILL_RECONCILE_INTERVAL=1s",
 			"WAYBILL_ALARM_CHECK_INTERVAL=1s", "WAYBILL_WEBHOOK_GAP_THRESHOLD=5", "WAYBILL_WEBHOOK_GAP_WINDOW=8s",
 			"WAYBILL_PUBLIC_URL=http://" + addr,
@@ -132,18 +133,12 @@ func waitSettled(t *testing.T, pool *pgxpool.Pool, prefix string, timeout time.D
 func TestE2EReconcileWebhooksOff(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := dbtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool, dbURL := dbtest.NewPool(t)
 
-	const secret = "00112233445566778899aabbccddeeff"
 	addr := freeAddr(t)
 	baseURL := "http://" + addr
-	sandboxURL := startSandbox(t, "--webhook-url", baseURL+"/webhooks/onfleet", "--webhook-secret", secret,
-		"--webhook-step", "200ms", "--webhook-failure-rate", "0.2", "--webhooks-off", "--seed", "14")
-	srv := startWaybill(t, "serve", reconcileEnv(dbURL, addr, sandboxURL, secret), "serve")
-	waitOK(t, srv, baseURL+"/readyz", 60*time.Second)
+	sandboxURL := startWebhookSandbox(t, addr, "--webhook-step", "200ms", "--webhook-failure-rate", "0.2", "--webhooks-off", "--seed", "14")
+	startServe(t, "serve", addr, reconcileEnv(dbURL, addr, sandboxURL))
 
 	const total = 200
 	insertN(t, pool, "RC", total, 0)
@@ -256,10 +251,7 @@ func (c *callbackCounter) snapshot() map[string]int {
 func TestE2EReconcileRacesWebhooks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := dbtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool, dbURL := dbtest.NewPool(t)
 
 	callbacks := &callbackCounter{count: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -268,15 +260,11 @@ func TestE2EReconcileRacesWebhooks(t *testing.T) {
 	go cbSrv.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() { cbSrv.Close() })
 
-	const secret = "00112233445566778899aabbccddeeff"
 	addr := freeAddr(t)
-	baseURL := "http://" + addr
-	sandboxURL := startSandbox(t, "--webhook-url", baseURL+"/webhooks/onfleet", "--webhook-secret", secret,
-		"--webhook-step", "1500ms", "--webhook-failure-rate", "0.2", "--webhook-duplicate-rate", "0.2",
+	sandboxURL := startWebhookSandbox(t, addr, "--webhook-step", "1500ms", "--webhook-failure-rate", "0.2", "--webhook-duplicate-rate", "0.2",
 		"--webhook-reorder-rate", "0.2", "--seed", "15")
-	srv := startWaybill(t, "serve", reconcileEnv(dbURL, addr, sandboxURL, secret,
-		"WAYBILL_RECONCILE_AFTER=1s", "WAYBILL_CALLBACK_URL=http://"+ln.Addr().String()+"/cb", "WAYBILL_CALLBACK_SECRET=s"), "serve")
-	waitOK(t, srv, baseURL+"/readyz", 60*time.Second)
+	startServe(t, "serve", addr, reconcileEnv(dbURL, addr, sandboxURL,
+		"WAYBILL_RECONCILE_AFTER=1s", "WAYBILL_CALLBACK_URL=http://"+ln.Addr().String()+"/cb", "WAYBILL_CALLBACK_SECRET=s"))
 
 	const total = 60
 	insertN(t, pool, "RACE", total, 20*time.Millisecond)
@@ -334,14 +322,12 @@ func logHistories(t *testing.T, pool *pgxpool.Pool, idQuery string) {
 func TestE2EReconcileCarriersCommands(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := dbtest.NewDatabase(t)
-	const secret = "00112233445566778899aabbccddeeff"
+	pool, dbURL := dbtest.NewPool(t)
 	addr := freeAddr(t)
 	baseURL := "http://" + addr
-	sandboxURL := startSandbox(t, "--webhook-secret", secret)
-	env := append(serveEnv(dbURL, addr, sandboxURL), "ONFLEET_WEBHOOK_SECRET="+secret)
-	srv := startWaybill(t, "serve", env, "serve")
-	waitOK(t, srv, baseURL+"/readyz", 60*time.Second)
+	sandboxURL := startSandbox(t, "--webhook-secret", webhookSecret) // sends no webhooks
+	env := append(serveEnv(dbURL, addr, sandboxURL), "ONFLEET_WEBHOOK_SECRET="+webhookSecret)
+	startServe(t, "serve", addr, env)
 
 	dir := t.TempDir()
 	res := runCLI(t, dir, env, "carriers", "check", "--url", baseURL)
@@ -359,9 +345,6 @@ func TestE2EReconcileCarriersCommands(t *testing.T) {
 	require.Contains(t, res.stdout, "missing: 0, disabled: 0, pointed elsewhere: 0")
 
 	// The check is recorded for the carrier_webhooks alarm.
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	defer pool.Close()
 	var missing int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT cardinality(missing) FROM waybill.carrier_webhook_checks WHERE carrier = 'onfleet'`).Scan(&missing))
 	require.Zero(t, missing)

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbtest"
@@ -20,24 +18,18 @@ import (
 func TestE2EWebhookLifecycle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := dbtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool, dbURL := dbtest.NewPool(t)
 
-	const secret = "00112233445566778899aabbccddeeff"
-	addr, sandboxAddr := freeAddr(t), freeAddr(t)
-	sandboxURL, baseURL := "http://"+sandboxAddr, "http://"+addr
-	sb := startWaybill(t, "sandbox", nil, "sandbox", "--addr", sandboxAddr,
-		"--webhook-url", baseURL+"/webhooks/onfleet", "--webhook-secret", secret, "--webhook-step", "150ms",
+	addr := freeAddr(t)
+	baseURL := "http://" + addr
+	sandboxURL := startWebhookSandbox(t, addr, "--webhook-step", "150ms",
 		"--webhook-failure-rate", "0.2", "--webhook-duplicate-rate", "0.3", "--webhook-reorder-rate", "0.3", "--seed", "11")
-	waitOK(t, sb, sandboxURL+"/sandbox/stats", 30*time.Second)
-	srv := startWaybill(t, "serve", []string{
+	// Not serveEnv: the default dispatch workers and carrier timeout.
+	startServe(t, "serve", addr, []string{
 		"DATABASE_URL=" + dbURL, "WAYBILL_HTTP_ADDR=" + addr, "ONFLEET_BASE_URL=" + sandboxURL,
-		"ONFLEET_API_KEY=e2e", "ONFLEET_WEBHOOK_SECRET=" + secret,
+		"ONFLEET_API_KEY=e2e", "ONFLEET_WEBHOOK_SECRET=" + webhookSecret,
 		"WAYBILL_DB_MAX_CONNS=8", "WAYBILL_LOG_LEVEL=warn",
-	}, "serve")
-	waitOK(t, srv, baseURL+"/readyz", 60*time.Second)
+	})
 
 	// Onfleet's URL check.
 	resp, err := http.Get(baseURL + "/webhooks/onfleet?check=abc123")
@@ -49,11 +41,7 @@ func TestE2EWebhookLifecycle(t *testing.T) {
 	require.Equal(t, "abc123", string(body[:n]))
 
 	const total = 30
-	for i := range total {
-		_, err := pool.Exec(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'onfleet', $2)`,
-			fmt.Sprintf("WH-%d", i), e2ePayload)
-		require.NoError(t, err)
-	}
+	insertN(t, pool, "WH", total, 0)
 
 	// Forgeries while real events flow.
 	forged := `{"taskId":"x","time":1,"triggerId":3,"triggerName":"taskCompleted","data":{"task":{"id":"x"}}}`

@@ -85,8 +85,7 @@ func TestServeCarriersFile(t *testing.T) {
 	addr := freeAddr(t)
 	env := []string{"DATABASE_URL=" + dbURL, "ONFLEET_API_KEY=k", "WAYBILL_HTTP_ADDR=" + addr,
 		"WAYBILL_CARRIERS_FILE=../../examples/carriers.yaml", "ACME_API_KEY=acme-key", "ACME_WEBHOOK_SECRET=acme-secret"}
-	p := startWaybill(t, "serve", env, "serve")
-	waitOK(t, p, "http://"+addr+"/readyz", 60*time.Second)
+	p := startServe(t, "serve", addr, env)
 	conn, err := pgx.Connect(ctx, dbURL)
 	require.NoError(t, err)
 	defer conn.Close(ctx)

@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbsqlc"
@@ -59,8 +58,7 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	pool, _ := dbtest.NewPool(t)
 	clock := &testClock{t: time.Now()}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: "waybill", Test: river.TestConfig{Time: clock}})
-	require.NoError(t, err)
+	client := dbtest.NewRiver(t, pool, &river.Config{Test: river.TestConfig{Time: clock}})
 	reg := prometheus.NewRegistry()
 	return &testBundle{
 		pool: pool, client: client, clock: clock, reg: reg,

@@ -7,12 +7,9 @@ package daemon
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,13 +19,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/config"
 	"github.com/waybill/waybill/internal/dbtest"
-	"github.com/waybill/waybill/internal/migrate"
 )
 
 const testQueue = "hardening"
@@ -81,31 +76,6 @@ func testConfig() *config.Config {
 	}
 }
 
-// strangerConn connects to dbURL as a fresh login with no grants: what PUBLIC's default CONNECT
-// lets anyone with a password to the server do.
-func strangerConn(t *testing.T, dbURL string) *pgx.Conn {
-	t.Helper()
-	ctx := context.Background()
-	suffix := make([]byte, 4)
-	_, _ = crand.Read(suffix)
-	name := "waybill_stranger_" + hex.EncodeToString(suffix)
-	admin, err := pgx.Connect(ctx, dbtest.AdminURL())
-	require.NoError(t, err)
-	t.Cleanup(func() { admin.Close(context.Background()) })
-	_, err = admin.Exec(ctx, "CREATE ROLE "+name+" LOGIN")
-	require.NoError(t, err)
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	u.User = url.User(name)
-	conn, err := pgx.Connect(ctx, u.String())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		conn.Close(context.Background())
-		_, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+name)
-	})
-	return conn
-}
-
 type riverBundle struct {
 	pool   *pgxpool.Pool
 	client *river.Client[pgx.Tx]
@@ -116,7 +86,6 @@ type riverBundle struct {
 
 func setupRiver(t *testing.T) (*riverBundle, string) {
 	t.Helper()
-	ctx := context.Background()
 	pool, dbURL := dbtest.NewPool(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := &riverBundle{
@@ -129,17 +98,8 @@ func setupRiver(t *testing.T) (*riverBundle, string) {
 	river.AddWorker(workers, b.quick)
 	rc := riverConfig(testConfig(), true, workers, map[string]river.QueueConfig{testQueue: {MaxWorkers: 5}}, nil, logger)
 	require.True(t, rc.PollOnly)
-	var err error
-	b.client, err = river.NewClient(riverpgxv5.New(pool), rc)
-	require.NoError(t, err)
-	require.NoError(t, b.client.Start(ctx))
-	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = b.client.StopAndCancel(stopCtx)
-	})
-	b.other, err = river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: migrate.Schema, Logger: logger})
-	require.NoError(t, err)
+	b.client, _ = dbtest.StartRiver(t, pool, rc)
+	b.other = dbtest.NewRiver(t, pool, nil)
 	return b, dbURL
 }
 
@@ -154,7 +114,10 @@ func TestRiverIgnoresControlNotificationsFromAnyLogin(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b, dbURL := setupRiver(t)
-	stranger := strangerConn(t, dbURL)
+	// A fresh login with no grants: what PUBLIC's default CONNECT lets anyone with a password to
+	// the server do.
+	_, strangerURL := dbtest.NewLogin(t, dbURL)
+	stranger := dbtest.Connect(t, strangerURL)
 
 	// Leader election works without the listener.
 	require.Eventually(t, func() bool {
@@ -233,13 +196,8 @@ func insertToStart(b *testing.B, pollOnly, viaSQL bool) {
 	river.AddWorker(workers, quick)
 	rc := riverConfig(testConfig(), true, workers, map[string]river.QueueConfig{testQueue: {MaxWorkers: 5}}, nil, logger)
 	rc.PollOnly = pollOnly
-	client, err := river.NewClient(riverpgxv5.New(pool), rc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := client.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
+	client, _ := dbtest.StartRiver(b, pool, rc)
+	// Stopped before the next round of b.N starts a client of its own, not only when b ends.
 	defer func() { _ = client.Stop(ctx) }()
 	time.Sleep(500 * time.Millisecond) // producers up, listener (if any) listening
 
@@ -252,13 +210,13 @@ func insertToStart(b *testing.B, pollOnly, viaSQL bool) {
 		// not fall into step with the producer's polls.
 		time.Sleep(100*time.Millisecond + rand.N(150*time.Millisecond))
 		b.StartTimer()
-		var inserted time.Time
+		var err error
 		if viaSQL { // as Waybill's SQL triggers insert (no NOTIFY)
 			_, err = pool.Exec(ctx, `INSERT INTO waybill.river_job (args, kind, max_attempts, queue, state) VALUES ('{}', 'hardening_quick', 1, $1, 'available')`, testQueue)
 		} else { // River's insert, which sends an insert NOTIFY
 			_, err = client.Insert(ctx, quickArgs{}, nil)
 		}
-		inserted = time.Now()
+		inserted := time.Now()
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -4,7 +4,6 @@ package daemon
 // River UI's framing headers, and a Postgres outage logging one line per failure per interval.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/waybill/waybill/internal/config"
 	"github.com/waybill/waybill/internal/dbtest"
+	"github.com/waybill/waybill/internal/logtest"
 )
 
 // pgProxy forwards TCP to Postgres until cut, and again once restored.
@@ -88,23 +88,6 @@ func (p *pgProxy) restore(t *testing.T) {
 	p.serve(ln)
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestServeHardening(t *testing.T) {
 	t.Parallel()
 	dbURL := dbtest.NewDatabase(t)
@@ -126,7 +109,7 @@ func TestServeHardening(t *testing.T) {
 		}[k]
 	})
 	require.NoError(t, err)
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

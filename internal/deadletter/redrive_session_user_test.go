@@ -2,12 +2,8 @@ package deadletter
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbtest"
@@ -21,23 +17,8 @@ func TestRedriveRecordsSessionUser(t *testing.T) {
 	pool, dbURL := dbtest.NewPool(t)
 
 	// An ops login of its own (not SET ROLE: session_user is the login).
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	login := "waybill_ops_" + hex.EncodeToString(suffix)
-	admin, err := pgx.Connect(ctx, dbtest.AdminURL())
-	require.NoError(t, err)
-	t.Cleanup(func() { admin.Close(context.Background()) })
-	_, err = admin.Exec(ctx, "CREATE ROLE "+login+" LOGIN IN ROLE waybill_ops")
-	require.NoError(t, err)
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	u.User = url.User(login)
-	ops, err := pgx.Connect(ctx, u.String())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ops.Close(context.Background())
-		_, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+login)
-	})
+	login, opsURL := dbtest.NewLogin(t, dbURL, "waybill_ops")
+	ops := dbtest.Connect(t, opsURL)
 
 	dead := func() int64 {
 		var id int64

@@ -11,8 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbsqlc"
@@ -22,11 +20,8 @@ import (
 // connectAs opens a connection of its own (SET ROLE must not leak into a pool) acting as role.
 func connectAs(t *testing.T, url, role string) *pgx.Conn {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	_, err = conn.Exec(ctx, "SET ROLE "+role)
+	conn := dbtest.Connect(t, url)
+	_, err := conn.Exec(context.Background(), "SET ROLE "+role)
 	require.NoError(t, err)
 	return conn
 }
@@ -96,15 +91,9 @@ func TestOpsRole(t *testing.T) {
 	ctx := context.Background()
 
 	// A dead dispatch job: the order inserted, its job cancelled the way River UI does it.
-	_, err := dbsqlc.New().OrderInsert(ctx, pool, dbsqlc.OrderInsertParams{
-		ExternalID: "SO-OPS-1", Carrier: "onfleet", Kind: "delivery", Payload: []byte(rolesTestPayload),
-	})
-	require.NoError(t, err)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: "waybill"})
-	require.NoError(t, err)
-	var jobID int64
-	require.NoError(t, pool.QueryRow(ctx, `SELECT id FROM waybill.river_job WHERE kind = 'dispatch_order'`).Scan(&jobID))
-	_, err = client.JobCancel(ctx, jobID)
+	_, jobID := dbtest.InsertOrder(t, pool, dbtest.Order{ExternalID: "SO-OPS-1", Payload: rolesTestPayload})
+	client := dbtest.NewRiver(t, pool, nil)
+	_, err := client.JobCancel(ctx, jobID)
 	require.NoError(t, err)
 
 	ops := connectAs(t, url, "waybill_ops")

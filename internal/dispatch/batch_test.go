@@ -6,20 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/carrier/sandbox"
+	"github.com/waybill/waybill/internal/dbtest"
 )
-
-// insertMany inserts n orders in one statement, as a monolith's bulk import would.
-func insertMany(t *testing.T, pool *pgxpool.Pool, prefix string, n int, body string) {
-	t.Helper()
-	_, err := pool.Exec(context.Background(),
-		`INSERT INTO waybill.orders (external_id, carrier, payload)
-		 SELECT $1 || '-' || g, 'onfleet', $2::jsonb FROM generate_series(1, $3::int) g`, prefix, body, n)
-	require.NoError(t, err)
-}
 
 // requireOneTaskPerOrder checks, from the sandbox's records and the orders table, that every
 // order has exactly one task and records it.
@@ -53,7 +44,7 @@ func TestDispatchBatchesAtCarrierLimit(t *testing.T) {
 		workers:   2000,
 	})
 	const n = 5000
-	insertMany(t, b.pool, "BULK", n, payload)
+	dbtest.InsertMany(t, b.pool, "BULK", n, dbtest.Order{})
 
 	waitFor(t, b.pool, n, 60*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
 	waitFor(t, b.pool, 0, 10*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order'`)
@@ -70,7 +61,7 @@ func TestDispatchBatchesAtCarrierLimit(t *testing.T) {
 func TestDispatchLoneOrderGoesAlone(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{sandbox: sandbox.Options{RateLimit: 20}, rateLimit: 18})
-	insertOrders(t, b.pool, "LONE", 1, payload)
+	dbtest.InsertOrders(t, b.pool, "LONE", 1, dbtest.Order{})
 	waitFor(t, b.pool, 1, 10*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
 	stats := b.sandbox.Stats()
 	require.EqualValues(t, 1, stats.RequestsByRoute["POST /tasks"])
@@ -88,14 +79,14 @@ func TestDispatchBatchOutcomesPerOrder(t *testing.T) {
 		workers: 500,
 	})
 	const n = 300
-	bad := strings.Replace(payload, "1 Market St", "1 Market St "+sandbox.RejectMarker, 1)
-	warn := strings.Replace(payload, "1 Market St", "1 Market St "+sandbox.WarningMarker, 1)
+	bad := strings.Replace(dbtest.Payload, "1 Main St", "1 Main St "+sandbox.RejectMarker, 1)
+	warn := strings.Replace(dbtest.Payload, "1 Main St", "1 Main St "+sandbox.WarningMarker, 1)
 	// One statement: the jobs are enqueued together, so the two marked orders (last) ride in a
 	// batch with the others.
 	_, err := b.pool.Exec(context.Background(),
 		`INSERT INTO waybill.orders (external_id, carrier, payload)
 		 SELECT 'MIX-' || g, 'onfleet', $1::jsonb FROM generate_series(1, $2::int) g
-		 UNION ALL VALUES ('MIX-BAD', 'onfleet', $3::jsonb), ('MIX-WARN', 'onfleet', $4::jsonb)`, payload, n, bad, warn)
+		 UNION ALL VALUES ('MIX-BAD', 'onfleet', $3::jsonb), ('MIX-WARN', 'onfleet', $4::jsonb)`, dbtest.Payload, n, bad, warn)
 	require.NoError(t, err)
 
 	waitFor(t, b.pool, n+1, 30*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
@@ -120,7 +111,7 @@ func TestDispatchBatchAmbiguousAnswerIsLookedUp(t *testing.T) {
 		workers: 500,
 	})
 	const n = 400
-	insertMany(t, b.pool, "AMB", n, payload)
+	dbtest.InsertMany(t, b.pool, "AMB", n, dbtest.Order{})
 	waitFor(t, b.pool, n, 40*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
 	requireOneTaskPerOrder(t, b, n)
 	stats := b.sandbox.Stats()
@@ -142,7 +133,7 @@ func TestDispatchBatchStuckJobIsSettled(t *testing.T) {
 		stuckAfter: 2 * time.Second,
 	})
 	const n = 200
-	insertMany(t, b.pool, "STUCK", n, payload)
+	dbtest.InsertMany(t, b.pool, "STUCK", n, dbtest.Order{})
 	waitFor(t, b.pool, n, 40*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
 	requireOneTaskPerOrder(t, b, n)
 	require.Positive(t, b.sandbox.Stats().Batch.JobsStuck)

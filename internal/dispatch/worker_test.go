@@ -17,10 +17,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/waybill/waybill/internal/background"
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/carrier/onfleet"
 	"github.com/waybill/waybill/internal/carrier/sandbox"
@@ -28,16 +28,6 @@ import (
 	"github.com/waybill/waybill/internal/dispatch"
 	"github.com/waybill/waybill/internal/ratelimit"
 )
-
-const payload = `{"recipient":{"name":"Ada Lovelace","phone":"+14155550100"},
- "address":{"line1":"1 Market St","city":"San Francisco","country":"US"}}`
-
-// fastRetry keeps fault tests short; production uses River's default (1 s, 16 s, 81 s…).
-type fastRetry struct{}
-
-func (fastRetry) NextRetry(job *rivertype.JobRow) time.Time {
-	return time.Now().Add(time.Duration(job.Attempt) * 50 * time.Millisecond)
-}
 
 type testBundle struct {
 	pool       *pgxpool.Pool
@@ -111,9 +101,12 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		Logger:     logger,
 		AuthRetry:  200 * time.Millisecond,
 	}))
+	var loops background.Group
+	loops.Start(ctx, completer.Run)
+	loops.Start(ctx, dispatcher.Run)
+	t.Cleanup(loops.Stop) // after River stops: the dispatcher, then the completer
 	maxAttempt := &atomic.Int64{}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Schema: "waybill",
+	client, _ := dbtest.StartRiver(t, pool, &river.Config{
 		Middleware: []rivertype.Middleware{river.WorkerMiddlewareFunc(
 			func(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 				for cur := maxAttempt.Load(); int64(job.Attempt) > cur && !maxAttempt.CompareAndSwap(cur, int64(job.Attempt)); {
@@ -121,42 +114,14 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 				}
 				return doInner(ctx)
 			})},
-		Logger:            logger,
 		Workers:           workers,
 		Queues:            map[string]river.QueueConfig{dispatch.QueueDispatch: {MaxWorkers: cmp.Or(opts.workers, 20)}},
 		FetchPollInterval: 20 * time.Millisecond,
 		FetchCooldown:     5 * time.Millisecond,
-		RetryPolicy:       fastRetry{},
+		RetryPolicy:       dbtest.FastRetry{},
 		JobTimeout:        10 * time.Second,
 	})
-	require.NoError(t, err)
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); completer.Run(cctx) }()
-	dctx, stopDispatcher := context.WithCancel(ctx)
-	dispatcherDone := make(chan struct{})
-	go func() { defer close(dispatcherDone); dispatcher.Run(dctx) }()
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		stopCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
-		defer stop()
-		require.NoError(t, client.Stop(stopCtx))
-		stopDispatcher()
-		<-dispatcherDone
-		cancel()
-		<-done
-	})
 	return &testBundle{pool: pool, sandbox: sb, sandboxURL: srv.URL, hooks: hooks, client: client, maxAttempt: maxAttempt}
-}
-
-func insertOrders(t *testing.T, pool *pgxpool.Pool, prefix string, n int, body string) {
-	t.Helper()
-	for i := range n {
-		_, err := pool.Exec(context.Background(),
-			`INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'onfleet', $2)`,
-			fmt.Sprintf("%s-%d", prefix, i), body)
-		require.NoError(t, err)
-	}
 }
 
 // waitFor polls query (a single count) until it returns want.
@@ -197,7 +162,7 @@ func requireExactlyOneTaskEach(t *testing.T, b *testBundle, n int) {
 func TestDispatchHappyPath(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
-	insertOrders(t, b.pool, "SO", 50, payload)
+	dbtest.InsertOrders(t, b.pool, "SO", 50, dbtest.Order{})
 
 	waitFor(t, b.pool, 50, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched' AND dispatched_at IS NOT NULL`)
 	// The order update and the end of its job commit together: done jobs are deleted.
@@ -212,7 +177,7 @@ func TestDispatchAlreadyAtCarrier(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t, setupOpts{})
-	insertOrders(t, b.pool, "AGAIN", 1, payload)
+	dbtest.InsertOrders(t, b.pool, "AGAIN", 1, dbtest.Order{})
 	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE external_id = 'AGAIN-0' AND carrier_ref IS NOT NULL`)
 	waitFor(t, b.pool, 0, 5*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order'`)
 	calls := b.hooks.count("create:ok")
@@ -239,7 +204,7 @@ func TestDispatchUnderFaults(t *testing.T) {
 		},
 		clientTimeout: 300 * time.Millisecond,
 	})
-	insertOrders(t, b.pool, "F", 60, payload)
+	dbtest.InsertOrders(t, b.pool, "F", 60, dbtest.Order{})
 
 	waitFor(t, b.pool, 60, 60*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
 	requireExactlyOneTaskEach(t, b, 60)
@@ -259,8 +224,8 @@ func TestDispatchUnderFaults(t *testing.T) {
 func TestDispatchRejected(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
-	insertOrders(t, b.pool, "BAD", 1, `{"recipient":{"name":"A","phone":"+14155550100"},"address":{"line1":"UNGEOCODABLE 1","city":"x","country":"US"}}`)
-	insertOrders(t, b.pool, "OK", 1, payload)
+	dbtest.InsertOrders(t, b.pool, "BAD", 1, dbtest.Order{Payload: `{"recipient":{"name":"A","phone":"+14155550100"},"address":{"line1":"UNGEOCODABLE 1","city":"x","country":"US"}}`})
+	dbtest.InsertOrders(t, b.pool, "OK", 1, dbtest.Order{})
 
 	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'rejected' AND status_reason LIKE '%geocoded%'`)
 	waitFor(t, b.pool, 1, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
@@ -273,7 +238,7 @@ func TestDispatchRejected(t *testing.T) {
 func TestDispatchUnauthorizedKeepsRetrying(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{sandbox: sandbox.Options{APIKey: "the-real-key", WebhookStep: time.Second, WebhookWorkers: 1}})
-	insertOrders(t, b.pool, "AUTH", 3, payload)
+	dbtest.InsertOrders(t, b.pool, "AUTH", 3, dbtest.Order{})
 
 	deadline := time.Now().Add(10 * time.Second)
 	for b.hooks.count("auth:false") < 6 && time.Now().Before(deadline) {
@@ -320,7 +285,7 @@ func (h *recordingHooks) CarrierAuth(_ context.Context, _ string, ok bool) {
 func TestDispatchKeepsFinishedJobs(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{keepFinished: true})
-	insertOrders(t, b.pool, "KEEP", 3, payload)
+	dbtest.InsertOrders(t, b.pool, "KEEP", 3, dbtest.Order{})
 	waitFor(t, b.pool, 3, 20*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
 	waitFor(t, b.pool, 3, 5*time.Second, `SELECT count(*) FROM waybill.river_job WHERE kind = 'dispatch_order' AND state = 'completed' AND finalized_at IS NOT NULL`)
 }

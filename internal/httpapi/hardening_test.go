@@ -6,26 +6,20 @@ package httpapi_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 	"riverqueue.com/riverui"
 
@@ -180,10 +174,8 @@ func TestRiverUIRefusesCrossOriginAndFraming(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := dbtest.NewPool(t)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: "waybill"})
-	require.NoError(t, err)
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
-		Endpoints: riverui.NewEndpoints(client, nil),
+		Endpoints: riverui.NewEndpoints(dbtest.NewRiver(t, pool, nil), nil),
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Prefix:    "/riverui",
 	})
@@ -247,31 +239,6 @@ func TestRiverUIRefusesCrossOriginAndFraming(t *testing.T) {
 	require.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"))
 }
 
-// loginAs creates a login role granted role (cluster-wide, dropped when t ends) and connects it
-// to the database at dbURL.
-func loginAs(t *testing.T, dbURL, role string) *pgx.Conn {
-	t.Helper()
-	ctx := context.Background()
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	name := "waybill_test_" + hex.EncodeToString(suffix)
-	admin, err := pgx.Connect(ctx, dbtest.AdminURL())
-	require.NoError(t, err)
-	t.Cleanup(func() { admin.Close(context.Background()) })
-	_, err = admin.Exec(ctx, "CREATE ROLE "+name+" LOGIN IN ROLE "+role)
-	require.NoError(t, err)
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	u.User = url.User(name)
-	conn, err := pgx.Connect(ctx, u.String())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		conn.Close(context.Background())
-		_, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+name)
-	})
-	return conn
-}
-
 func requirePermissionDenied(t *testing.T, err error, what string) {
 	t.Helper()
 	var pgErr *pgconn.PgError
@@ -285,7 +252,8 @@ func TestMonolithLoginInsertsContractColumnsOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	shop := loginAs(t, b.pool.Config().ConnString(), "waybill_monolith")
+	_, shopURL := dbtest.NewLogin(t, b.pool.Config().ConnString(), "waybill_monolith")
+	shop := dbtest.Connect(t, shopURL)
 	p := hardeningPayload + "}"
 
 	// The contract works, RETURNING included.

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbsqlc"
@@ -33,9 +32,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	pool, _ := dbtest.NewPool(t)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: "waybill"})
-	require.NoError(t, err)
-	return &testBundle{pool: pool, reg: prometheus.NewRegistry(), client: client}
+	return &testBundle{pool: pool, reg: prometheus.NewRegistry(), client: dbtest.NewRiver(t, pool, nil)}
 }
 
 func testLogger(t *testing.T) *slog.Logger {

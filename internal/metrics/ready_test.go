@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/dbtest"
@@ -45,10 +44,10 @@ func TestRiverRunning(t *testing.T) {
 	pool, _ := dbtest.NewPool(t)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, noopWorker{})
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Schema: "waybill", Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}, Workers: workers,
+	// Started and stopped by hand, not by dbtest.StartRiver: that is what is under test.
+	client := dbtest.NewRiver(t, pool, &river.Config{
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}, Workers: workers,
 	})
-	require.NoError(t, err)
 	running := RiverRunning(client.Stopped)
 
 	require.ErrorContains(t, running(), "not started")

@@ -70,8 +70,7 @@ func readJob(t *testing.T, pool *pgxpool.Pool, id int64) jobRow {
 func insertWithRiver(t *testing.T, pool *pgxpool.Pool, args river.JobArgs) jobRow {
 	t.Helper()
 	ctx := context.Background()
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: migrate.Schema})
-	require.NoError(t, err)
+	client := dbtest.NewRiver(t, pool, nil)
 	var id int64
 	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		res, err := client.InsertTx(ctx, tx, args, nil)
@@ -103,12 +102,7 @@ func TestRiverJobSQLMatchesRiversInsert(t *testing.T) {
 	})
 
 	t.Run("outbox trigger", func(t *testing.T) {
-		var orderID int64
-		require.NoError(t, pool.QueryRow(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload)
-			VALUES ('SO-CONTRACT', 'onfleet', '{"recipient":{"name":"A","phone":"+14155550100"},"address":{"line1":"1 Market St","city":"SF","country":"US"}}')
-			RETURNING id`).Scan(&orderID))
-		var jobID int64
-		require.NoError(t, pool.QueryRow(ctx, `SELECT id FROM waybill.river_job WHERE kind = 'dispatch_order' AND args->>'order_id' = $1`, strconv.FormatInt(orderID, 10)).Scan(&jobID))
+		orderID, jobID := dbtest.InsertOrder(t, pool, dbtest.Order{ExternalID: "SO-CONTRACT"})
 		got := readJob(t, pool, jobID)
 		want := insertWithRiver(t, pool, dispatch.Args{OrderID: orderID, ExternalID: "SO-CONTRACT", Carrier: "onfleet"})
 		// The one deliberate difference: the trigger tags each job with its carrier, for River

@@ -1,11 +1,9 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/waybill/waybill/internal/dbsqlc"
 	"github.com/waybill/waybill/internal/dbtest"
+	"github.com/waybill/waybill/internal/logtest"
 )
 
 // testNow is every test's clock: callbacks are signed with it and rows record it.
@@ -26,7 +25,7 @@ type testBundle struct {
 	pool   *pgxpool.Pool
 	client *river.Client[pgx.Tx]
 	events <-chan *river.Event
-	logs   *lockedBuffer
+	logs   *logtest.Buffer
 }
 
 type testOpts struct {
@@ -40,7 +39,7 @@ type testOpts struct {
 func setup(t *testing.T, cfg Config, opts testOpts) *testBundle {
 	t.Helper()
 	pool, _ := dbtest.NewPool(t)
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	cfg.Now = func() time.Time { return testNow }
 	n, err := New(pool, cfg)
@@ -120,23 +119,6 @@ func (p retryPolicy) NextRetry(*rivertype.JobRow) time.Time {
 		return time.Now()
 	}
 	return time.Now().Add(time.Hour)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestNotConfiguredIsSkippedAndRecorded(t *testing.T) {

@@ -162,8 +162,7 @@ func TestCycleYieldsToDispatch(t *testing.T) {
 	_, err := b.pool.Exec(ctx, `UPDATE waybill.orders SET dispatched_at = now() - interval '1 day' * id`)
 	require.NoError(t, err)
 	// Other orders of ours since then, as a busy organisation has.
-	_, err = b.pool.Exec(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload) SELECT 'OTHER-' || i, 'onfleet', $1 FROM generate_series(1, 300) i`, dbtest.Payload)
-	require.NoError(t, err)
+	dbtest.InsertMany(t, b.pool, "OTHER", 300, dbtest.Order{})
 	_, err = b.pool.Exec(ctx, `UPDATE waybill.orders SET status = 'delivered', dispatched_at = now() WHERE external_id LIKE 'OTHER-%'`)
 	require.NoError(t, err)
 

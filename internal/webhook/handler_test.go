@@ -63,7 +63,6 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 
 	inserted := &insertedJobs{args: map[string][][]byte{}}
 	cfg := &river.Config{
-		Schema: migrate.Schema,
 		Logger: logger,
 		// The notify workers are another package's: their jobs are only inserted here.
 		SkipUnknownJobCheck: true,
@@ -76,6 +75,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 	t.Cleanup(func() { stopRunning(); running.Wait() }) // after River stops: cleanups run last first
 	pipeline, err := NewPipeline(Deps{Pool: pool, Sources: sources, Logger: logger, CallbackEnabled: opts.callback})
 	require.NoError(t, err)
+	var client *river.Client[pgx.Tx]
 	if opts.work {
 		workers := river.NewWorkers()
 		require.NoError(t, pipeline.Add(workers))
@@ -84,16 +84,9 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		cfg.Queues = Queues(10)
 		cfg.FetchCooldown = 5 * time.Millisecond
 		cfg.FetchPollInterval = 20 * time.Millisecond
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
-	require.NoError(t, err)
-	if opts.work {
-		require.NoError(t, client.Start(ctx))
-		t.Cleanup(func() {
-			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			require.NoError(t, client.Stop(stopCtx))
-		})
+		client, _ = dbtest.StartRiver(t, pool, cfg)
+	} else {
+		client = dbtest.NewRiver(t, pool, cfg)
 	}
 
 	hooks := &recordingHooks{counts: map[string]int{}}

@@ -10,16 +10,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/waybill/waybill/internal/background"
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/carrier/onfleet"
 	"github.com/waybill/waybill/internal/dbsqlc"
@@ -30,12 +30,10 @@ import (
 	"github.com/waybill/waybill/internal/webhook"
 )
 
-// fastRetry keeps the retry after a carrier failure short.
-type fastRetry struct{}
-
-func (fastRetry) NextRetry(job *rivertype.JobRow) time.Time {
-	return time.Now().Add(time.Duration(job.Attempt) * 50 * time.Millisecond)
-}
+// acmePayload is an order Acme takes as it is: dbtest.Payload's Springfield would draw Acme's
+// geocoding warning.
+const acmePayload = `{"recipient": {"name": "Ada Lovelace", "phone": "+14155550100"},
+		"address": {"line1": "1 Market St", "city": "San Francisco", "country": "US"}}`
 
 type e2eBundle struct {
 	pool     *pgxpool.Pool
@@ -100,34 +98,19 @@ func setupEndToEndWith(t *testing.T, opts e2eOptions) *e2eBundle {
 	require.NoError(t, pipeline.Add(workers)) // without Run: each job in a transaction of its own
 	queues := webhook.Queues(5)
 	queues[dispatch.QueueDispatch] = river.QueueConfig{MaxWorkers: cmp.Or(opts.dispatchWorkers, 5)}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Schema:            "waybill",
-		Logger:            logger,
+	var loops background.Group
+	loops.Start(ctx, completer.Run)
+	loops.Start(ctx, dispatcher.Run)
+	t.Cleanup(loops.Stop) // after River stops: the dispatcher, then the completer
+	dbtest.StartRiver(t, pool, &river.Config{
 		Workers:           workers,
 		Queues:            queues,
 		FetchPollInterval: 20 * time.Millisecond,
 		FetchCooldown:     5 * time.Millisecond,
-		RetryPolicy:       fastRetry{},
+		RetryPolicy:       dbtest.FastRetry{},
 		JobTimeout:        10 * time.Second,
 		// Email and Slack jobs are enqueued for the notify workers, which are not run here.
 		SkipUnknownJobCheck: true,
-	})
-	require.NoError(t, err)
-	completerCtx, stopCompleter := context.WithCancel(ctx)
-	completerDone := make(chan struct{})
-	go func() { defer close(completerDone); completer.Run(completerCtx) }()
-	dispatcherCtx, stopDispatcher := context.WithCancel(ctx)
-	dispatcherDone := make(chan struct{})
-	go func() { defer close(dispatcherDone); dispatcher.Run(dispatcherCtx) }()
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, client.Stop(stopCtx))
-		stopDispatcher()
-		<-dispatcherDone
-		stopCompleter()
-		<-completerDone
 	})
 
 	intake, err := webhook.NewHandler(webhook.HandlerConfig{Pool: pool, Sources: sources, Logger: logger})
@@ -203,10 +186,8 @@ func TestEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	b := setupEndToEnd(t)
 
-	var orderID int64
-	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload) VALUES ($1, 'acme', $2) RETURNING id`,
-		"SO-E2E-1", `{"recipient": {"name": "Ada Lovelace", "phone": "+14155550100"},
-		"address": {"line1": "1 Market St", "city": "San Francisco", "country": "US"}, "notes": "side door"}`).Scan(&orderID))
+	orderID, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-E2E-1", Carrier: "acme",
+		Payload: strings.Replace(acmePayload, "}}", `}, "notes": "side door"}`, 1)})
 
 	o := b.waitStatus(t, orderID, orders.StatusDispatched)
 	require.NotNil(t, o.CarrierRef)
@@ -275,10 +256,7 @@ func TestEndToEndAmbiguousCreate(t *testing.T) {
 		return true
 	})
 
-	var orderID int64
-	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO waybill.orders (external_id, carrier, kind, payload) VALUES ($1, 'acme', 'pickup', $2) RETURNING id`,
-		"SO-E2E-2", `{"recipient": {"name": "Ada Lovelace", "phone": "+14155550100"},
-		"address": {"line1": "1 Market St", "city": "San Francisco", "country": "US"}}`).Scan(&orderID))
+	orderID, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "SO-E2E-2", Carrier: "acme", Kind: "pickup", Payload: acmePayload})
 	o := b.waitStatus(t, orderID, orders.StatusDispatched)
 	require.Equal(t, "dlv_0001", *o.CarrierRef)
 	require.Equal(t, 1, b.acme.taskCount())
@@ -303,10 +281,7 @@ func TestEndToEndPickupCompleted(t *testing.T) {
 	ctx := context.Background()
 	b := setupEndToEnd(t)
 
-	var orderID int64
-	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO waybill.orders (external_id, carrier, kind, payload) VALUES ($1, 'acme', 'pickup', $2) RETURNING id`,
-		"RET-E2E-1", `{"recipient": {"name": "Ada Lovelace", "phone": "+14155550100"},
-		"address": {"line1": "1 Market St", "city": "San Francisco", "country": "US"}}`).Scan(&orderID))
+	orderID, _ := dbtest.InsertOrder(t, b.pool, dbtest.Order{ExternalID: "RET-E2E-1", Carrier: "acme", Kind: "pickup", Payload: acmePayload})
 	o := b.waitStatus(t, orderID, orders.StatusDispatched)
 	require.Equal(t, http.StatusOK, b.postWebhook(t, acmeEvent("evt_pk_1", *o.CarrierRef, "RET-E2E-1", "complete", "2025-03-01T15:00:00Z"), testSecret))
 	b.waitStatus(t, orderID, orders.StatusPickedUp)

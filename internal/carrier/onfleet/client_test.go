@@ -1,7 +1,6 @@
 package onfleet
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/waybill/waybill/internal/carrier"
+	"github.com/waybill/waybill/internal/logtest"
 	"github.com/waybill/waybill/internal/orders"
 )
 
@@ -341,24 +341,6 @@ func TestConnectionRefusedIsTransient(t *testing.T) {
 	require.Equal(t, carrier.Transient, ce.Class)
 }
 
-// syncBuffer lets a slog handler write from the client while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestFindTask(t *testing.T) {
 	t.Parallel()
 
@@ -368,7 +350,7 @@ func TestFindTask(t *testing.T) {
 		"SO-dup": `[{"id":"task-late","trackingURL":"https://onf.lt/late","timeCreated":2000},
 			{"id":"task-early","trackingURL":"https://onf.lt/early","timeCreated":1000}]`,
 	}
-	var logs syncBuffer
+	var logs logtest.Buffer
 	c := newServer(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, func(w http.ResponseWriter, r *http.Request) {
 		var q []metadataQuery
 		if r.Method != http.MethodPost || r.URL.Path != "/api/v2/tasks/metadata" ||

@@ -78,17 +78,8 @@ func (b *testBundle) get(t *testing.T, path string, out any) int {
 
 func (b *testBundle) post(t *testing.T, path, key, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, b.url+path, strings.NewReader(body))
-	require.NoError(t, err)
-	if key != "" {
-		req.SetBasicAuth(key, "")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, raw
+	status, _, raw := b.do(t, http.MethodPost, path, key, body)
+	return status, raw
 }
 
 func (b *testBundle) stats(t *testing.T) Stats {
