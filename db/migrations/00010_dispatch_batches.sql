@@ -16,8 +16,9 @@ CREATE TABLE waybill.dispatch_batches (
     order_ids      bigint[] NOT NULL,
     external_ids   text[] NOT NULL,
     carrier_job_id text,
-    -- {"<external_id>": {"task_id", "tracking_url", "warning", "error"}}; an order absent from a
-    -- finished batch was not created and is sent again in another batch.
+    -- Once finished, what came of it: {"created": n, "refused": n, "warnings": n, "not_created": n}.
+    -- Each order's own outcome is on the order (carrier_ref, or rejected with status_reason);
+    -- those not created went out again in a later batch.
     results        jsonb,
     -- How the outcome became known: answer (synchronous), poll, webhook, lookup (metadata), unsent.
     settled_by     text CONSTRAINT dispatch_batches_settled_by_check CHECK (settled_by IN ('answer', 'poll', 'webhook', 'lookup', 'unsent')),

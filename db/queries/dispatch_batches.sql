@@ -31,7 +31,8 @@ WHERE id = @id AND state <> 'finished'
   AND (lookup_at IS NULL OR lookup_at < now() - make_interval(secs => @stale_seconds::float8));
 
 -- name: DispatchBatchFinish :many
--- Settles a batch in one statement: the batch gets its results, each created order becomes
+-- Settles a batch in one statement: the batch gets a summary of its results (counts; each
+-- order's own outcome is on the order), each created order becomes
 -- dispatched (as the single-order path records it), each refused order rejected with the
 -- carrier's words, and the jobs of the orders this statement dispatched that wait in this
 -- process (@job_ids, for @job_order_ids) end: deleted, or completed with @keep. Returns the
@@ -39,7 +40,7 @@ WHERE id = @id AND state <> 'finished'
 -- results instead: their jobs end when they run).
 WITH finished AS (
     UPDATE waybill.dispatch_batches b
-    SET state = 'finished', results = @results::jsonb, settled_by = @settled_by, finished_at = now()
+    SET state = 'finished', results = @summary::jsonb, settled_by = @settled_by, finished_at = now()
     WHERE b.id = @batch_id::bigint AND b.state <> 'finished'
     RETURNING b.id
 ), outcome AS (
@@ -102,3 +103,10 @@ INSERT INTO waybill.order_events (order_id, status, carrier_status, occurred_at,
 VALUES (@order_id, 'dispatched', 'taskCreatedWithWarnings', now(), false, 'dispatch-warning:' || @batch_id::bigint,
         jsonb_build_object('warning', @warning::text, 'batch_id', @batch_id::bigint))
 ON CONFLICT (order_id, event_key) DO NOTHING;
+
+-- name: DispatchBatchOutcomes :many
+-- What a settled batch did to each of its orders, as the orders now say: a task reference means
+-- created, rejected means refused, anything else was not created and goes out again.
+SELECT id, (carrier_ref IS NOT NULL)::boolean AS created, status, coalesce(status_reason, '')::text AS status_reason
+FROM waybill.orders
+WHERE id = ANY(@ids::bigint[]);

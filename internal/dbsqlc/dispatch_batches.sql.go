@@ -90,9 +90,9 @@ WITH finished AS (
            r.value->>'tracking_url' AS tracking_url,
            r.value->>'error'        AS error
     FROM finished
-    CROSS JOIN LATERAL jsonb_each($1::jsonb) r
+    CROSS JOIN LATERAL jsonb_each($4::jsonb) r
     JOIN waybill.orders o ON o.external_id = r.key
-    WHERE o.id = ANY($4::bigint[])
+    WHERE o.id = ANY($5::bigint[])
 ), updated AS (
     UPDATE waybill.orders o
     SET status        = CASE WHEN o.status <> 'pending' THEN o.status
@@ -108,22 +108,23 @@ WITH finished AS (
     RETURNING o.id, o.status, o.created_at, o.dispatched_at, o.carrier_ref
 ), waiting AS (
     SELECT j.job_id
-    FROM (SELECT unnest($5::bigint[]) AS job_id, unnest($6::bigint[]) AS order_id) j
+    FROM (SELECT unnest($6::bigint[]) AS job_id, unnest($7::bigint[]) AS order_id) j
     JOIN updated ON updated.id = j.order_id AND updated.carrier_ref IS NOT NULL
 ), ended_jobs AS (
     DELETE FROM waybill.river_job
-    WHERE NOT $7::boolean AND id IN (SELECT job_id FROM waiting) AND state::text = 'running'
+    WHERE NOT $8::boolean AND id IN (SELECT job_id FROM waiting) AND state::text = 'running'
 ), completed_jobs AS (
     UPDATE waybill.river_job SET state = 'completed', finalized_at = now()
-    WHERE $7::boolean AND id IN (SELECT job_id FROM waiting) AND state::text = 'running'
+    WHERE $8::boolean AND id IN (SELECT job_id FROM waiting) AND state::text = 'running'
 )
 SELECT id, status, created_at, dispatched_at, carrier_ref FROM updated
 `
 
 type DispatchBatchFinishParams struct {
-	Results     []byte
+	Summary     []byte
 	SettledBy   *string
 	BatchID     int64
+	Results     []byte
 	OrderIds    []int64
 	JobIds      []int64
 	JobOrderIds []int64
@@ -138,7 +139,8 @@ type DispatchBatchFinishRow struct {
 	CarrierRef   *string
 }
 
-// Settles a batch in one statement: the batch gets its results, each created order becomes
+// Settles a batch in one statement: the batch gets a summary of its results (counts; each
+// order's own outcome is on the order), each created order becomes
 // dispatched (as the single-order path records it), each refused order rejected with the
 // carrier's words, and the jobs of the orders this statement dispatched that wait in this
 // process (@job_ids, for @job_order_ids) end: deleted, or completed with @keep. Returns the
@@ -146,9 +148,10 @@ type DispatchBatchFinishRow struct {
 // results instead: their jobs end when they run).
 func (q *Queries) DispatchBatchFinish(ctx context.Context, db DBTX, arg DispatchBatchFinishParams) ([]DispatchBatchFinishRow, error) {
 	rows, err := db.Query(ctx, dispatchBatchFinish,
-		arg.Results,
+		arg.Summary,
 		arg.SettledBy,
 		arg.BatchID,
+		arg.Results,
 		arg.OrderIds,
 		arg.JobIds,
 		arg.JobOrderIds,
@@ -274,6 +277,46 @@ func (q *Queries) DispatchBatchInsert(ctx context.Context, db DBTX, arg Dispatch
 	var id int64
 	err := row.Scan(&id)
 	return id, err
+}
+
+const dispatchBatchOutcomes = `-- name: DispatchBatchOutcomes :many
+SELECT id, (carrier_ref IS NOT NULL)::boolean AS created, status, coalesce(status_reason, '')::text AS status_reason
+FROM waybill.orders
+WHERE id = ANY($1::bigint[])
+`
+
+type DispatchBatchOutcomesRow struct {
+	ID           int64
+	Created      bool
+	Status       string
+	StatusReason string
+}
+
+// What a settled batch did to each of its orders, as the orders now say: a task reference means
+// created, rejected means refused, anything else was not created and goes out again.
+func (q *Queries) DispatchBatchOutcomes(ctx context.Context, db DBTX, ids []int64) ([]DispatchBatchOutcomesRow, error) {
+	rows, err := db.Query(ctx, dispatchBatchOutcomes, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DispatchBatchOutcomesRow{}
+	for rows.Next() {
+		var i DispatchBatchOutcomesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Created,
+			&i.Status,
+			&i.StatusReason,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const dispatchBatchSubmitted = `-- name: DispatchBatchSubmitted :exec

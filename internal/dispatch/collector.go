@@ -318,6 +318,24 @@ type batchOrderResult struct {
 	Error       string `json:"error,omitempty"`
 }
 
+// summary is what a finished batch keeps of its results: counts.
+func (r batchResults) summary(orders int) map[string]int {
+	s := map[string]int{"created": 0, "refused": 0, "warnings": 0}
+	for _, o := range r {
+		switch {
+		case o.TaskID != "":
+			s["created"]++
+			if o.Warning != "" {
+				s["warnings"]++
+			}
+		case o.Error != "":
+			s["refused"]++
+		}
+	}
+	s["not_created"] = max(orders-s["created"]-s["refused"], 0)
+	return s
+}
+
 func resultsOf(res carrier.BatchResult) batchResults {
 	out := make(batchResults, len(res.Created)+len(res.Refused))
 	for ext, t := range res.Created {

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/waybill/waybill/internal/carrier"
 	"github.com/waybill/waybill/internal/dbsqlc"
+	"github.com/waybill/waybill/internal/orders"
 	"github.com/waybill/waybill/internal/ratelimit"
 )
 
@@ -201,7 +201,8 @@ func (d *Dispatcher) finishUnsent(ctx context.Context, batchID int64) {
 // from results were not created and go out again. It returns the jobs it ended.
 func (d *Dispatcher) settle(ctx context.Context, batchID int64, orderIDs []int64, results batchResults, by string, waiting map[int64]int64) (map[int64]bool, error) {
 	params := dbsqlc.DispatchBatchFinishParams{
-		BatchID: batchID, OrderIds: orderIDs, Results: mustJSON(results), SettledBy: &by, Keep: d.store.keep,
+		BatchID: batchID, OrderIds: orderIDs, Results: mustJSON(results), Summary: mustJSON(results.summary(len(orderIDs))),
+		SettledBy: &by, Keep: d.store.keep,
 		JobIds: make([]int64, 0, len(waiting)), JobOrderIds: make([]int64, 0, len(waiting)),
 	}
 	for jobID, orderID := range waiting {
@@ -390,7 +391,10 @@ func (t *tracker) run(ctx context.Context) {
 		case err != nil:
 			logger.WarnContext(ctx, "could not read a dispatch batch; retrying", "error", err)
 		case b.State == "finished":
-			t.finish(b)
+			if err := t.finish(ctx, b); err != nil {
+				logger.WarnContext(ctx, "could not read a settled batch's outcomes; retrying", "error", err)
+				break
+			}
 			return
 		default:
 			if settled := t.step(ctx, logger, b, &polls); settled {
@@ -497,27 +501,21 @@ func (t *tracker) lookup(ctx context.Context, logger *slog.Logger, col *collecto
 }
 
 // finish turns the settled batch's results into each waiting job's outcome.
-func (t *tracker) finish(b dbsqlc.DispatchBatchGetRow) {
+func (t *tracker) finish(ctx context.Context, b dbsqlc.DispatchBatchGetRow) error {
 	if b.SettledBy != nil && *b.SettledBy == "webhook" {
 		t.d.webhookAt.Store(time.Now().UnixNano())
 	}
-	var results batchResults
-	if len(b.Results) > 0 {
-		if err := json.Unmarshal(b.Results, &results); err != nil {
-			t.d.logger.Error("unreadable batch results; its orders will be looked at again", "batch_id", t.id, "error", err)
-		}
+	rows, err := t.d.queries.DispatchBatchOutcomes(ctx, t.d.pool, b.OrderIds)
+	if err != nil {
+		return fmt.Errorf("read the outcomes of batch %d: %w", t.id, err)
 	}
-	finished := make(map[int64]outcome, len(b.OrderIds))
-	for i, orderID := range b.OrderIds {
-		if i >= len(b.ExternalIds) {
-			break
-		}
-		r, ok := results[b.ExternalIds[i]]
+	finished := make(map[int64]outcome, len(rows))
+	for _, r := range rows {
 		switch {
-		case ok && r.TaskID != "":
-			finished[orderID] = outcome{created: true}
-		case ok && r.Error != "":
-			finished[orderID] = outcome{refused: r.Error}
+		case r.Created:
+			finished[r.ID] = outcome{created: true}
+		case r.Status == string(orders.StatusRejected):
+			finished[r.ID] = outcome{refused: r.StatusReason}
 		}
 	}
 	t.mu.Lock()
@@ -529,6 +527,7 @@ func (t *tracker) finish(b dbsqlc.DispatchBatchGetRow) {
 		}
 	}
 	t.waiters = nil
+	return nil
 }
 
 // abandon tells waiting jobs to come back later: the service is stopping.
