@@ -74,19 +74,23 @@ func TestDispatchLoneOrderGoesAlone(t *testing.T) {
 // warning kept in its history; the rest are dispatched.
 func TestDispatchBatchOutcomesPerOrder(t *testing.T) {
 	t.Parallel()
+	// One request at a time, each taking 50 ms: while the first order goes out alone, all the
+	// others queue and leave together in the next request.
 	b := setup(t, setupOpts{
-		sandbox: sandbox.Options{BatchDelay: 50 * time.Millisecond, Seed: 3},
-		workers: 500,
+		sandbox:  sandbox.Options{BatchDelay: 50 * time.Millisecond, Latency: 50 * time.Millisecond, Seed: 3},
+		workers:  500,
+		inFlight: 1,
 	})
 	const n = 300
 	bad := strings.Replace(dbtest.Payload, "1 Main St", "1 Main St "+sandbox.RejectMarker, 1)
 	warn := strings.Replace(dbtest.Payload, "1 Main St", "1 Main St "+sandbox.WarningMarker, 1)
-	// One statement: the jobs are enqueued together, so the two marked orders (last) ride in a
-	// batch with the others.
+	// One statement: the jobs are enqueued together, and the two marked orders sit in the middle
+	// of them, so they ride in a batch with others (only a lone order goes out by itself).
 	_, err := b.pool.Exec(context.Background(),
 		`INSERT INTO waybill.orders (external_id, carrier, payload)
-		 SELECT 'MIX-' || g, 'onfleet', $1::jsonb FROM generate_series(1, $2::int) g
-		 UNION ALL VALUES ('MIX-BAD', 'onfleet', $3::jsonb), ('MIX-WARN', 'onfleet', $4::jsonb)`, dbtest.Payload, n, bad, warn)
+		 SELECT CASE g WHEN $2::int / 2 THEN 'MIX-BAD' WHEN $2::int / 2 + 1 THEN 'MIX-WARN' ELSE 'MIX-' || g END, 'onfleet',
+		        CASE g WHEN $2::int / 2 THEN $3::jsonb WHEN $2::int / 2 + 1 THEN $4::jsonb ELSE $1::jsonb END
+		 FROM generate_series(1, $2::int + 2) g`, dbtest.Payload, n, bad, warn)
 	require.NoError(t, err)
 
 	waitFor(t, b.pool, n+1, 30*time.Second, `SELECT count(*) FROM waybill.orders WHERE status = 'dispatched'`)
@@ -107,8 +111,9 @@ func TestDispatchBatchOutcomesPerOrder(t *testing.T) {
 func TestDispatchBatchAmbiguousAnswerIsLookedUp(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{
-		sandbox: sandbox.Options{BatchDelay: 50 * time.Millisecond, BatchErrorRate: 1, Seed: 5},
-		workers: 500,
+		sandbox:  sandbox.Options{BatchDelay: 50 * time.Millisecond, BatchErrorRate: 1, Latency: 20 * time.Millisecond, Seed: 5},
+		workers:  500,
+		inFlight: 1, // the orders queue behind the first request and go out in batches
 	})
 	const n = 400
 	dbtest.InsertMany(t, b.pool, "AMB", n, dbtest.Order{})
@@ -128,8 +133,9 @@ func TestDispatchBatchAmbiguousAnswerIsLookedUp(t *testing.T) {
 func TestDispatchBatchStuckJobIsSettled(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{
-		sandbox:    sandbox.Options{BatchDelay: 50 * time.Millisecond, BatchStuckRate: 1, Seed: 9},
+		sandbox:    sandbox.Options{BatchDelay: 50 * time.Millisecond, BatchStuckRate: 1, Latency: 20 * time.Millisecond, Seed: 9},
 		workers:    500,
+		inFlight:   1, // the orders queue behind the first request and go out in batches
 		stuckAfter: 2 * time.Second,
 	})
 	const n = 200

@@ -57,6 +57,7 @@ type setupOpts struct {
 	stuckAfter    time.Duration
 	workers       int // River's dispatch workers (default 20)
 	keepFinished  bool
+	inFlight      int // requests in flight per carrier (default: the dispatcher's)
 }
 
 // setup runs a real River client with the dispatch worker against a real sandbox carrier.
@@ -92,6 +93,7 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		AmbiguousAfter: time.Second,
 		PollEvery:      200 * time.Millisecond,
 		StuckAfter:     cmp.Or(opts.stuckAfter, time.Minute),
+		InFlight:       opts.inFlight,
 	})
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dispatch.NewWorker(dispatch.WorkerConfig{
