@@ -108,7 +108,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		WebhookCheckInterval: p.duration("WAYBILL_WEBHOOK_CHECK_INTERVAL", 15*time.Minute),
 		WebhookGapThreshold:  p.int("WAYBILL_WEBHOOK_GAP_THRESHOLD", 10, 1, 1_000_000),
 		WebhookGapWindow:     p.duration("WAYBILL_WEBHOOK_GAP_WINDOW", 15*time.Minute),
-		DispatchWorkers:      p.int("WAYBILL_DISPATCH_WORKERS", 500, 1, MaxDispatchWorkers),
+		DispatchWorkers:      p.int("WAYBILL_DISPATCH_WORKERS", MaxDispatchWorkers, 1, MaxDispatchWorkers),
 		DispatchPoll:         p.duration("WAYBILL_DISPATCH_POLL", 50*time.Millisecond),
 		JobTimeout:           p.duration("WAYBILL_JOB_TIMEOUT", 25*time.Second),
 		RescueAfter:          p.duration("WAYBILL_RESCUE_AFTER", 45*time.Second),
