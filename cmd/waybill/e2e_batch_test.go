@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,21 @@ func (s sandboxStats) carrierRequests() int {
 		n += c
 	}
 	return n
+}
+
+// registerBatchWebhook registers trigger 19 (taskBatchCreateJobCompleted) with the sandbox, as
+// Onfleet's POST /webhooks; the sandbox checks the URL with ?check= first.
+func registerBatchWebhook(t *testing.T, sandboxURL, target string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"url":%q,"name":"waybill","trigger":19}`, target)
+	req, err := http.NewRequest(http.MethodPost, sandboxURL+"/webhooks", strings.NewReader(body))
+	require.NoError(t, err)
+	req.SetBasicAuth("e2e", "")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
 // dispatchLatency is the p99 of insert→dispatched, in seconds, of the orders whose external id
@@ -41,11 +58,19 @@ func TestE2EBatchDispatchAtCarrierLimit(t *testing.T) {
 	ctx := context.Background()
 	pool, dbURL := dbtest.NewPool(t)
 
-	sandboxURL := startSandbox(t, "--latency", "20ms", "--batch-delay", "300ms") // 20 requests/s enforced
+	// 20 requests/s enforced; webhooks signed with the secret serve knows, sent only where
+	// registered below.
+	sandboxURL := startSandbox(t, "--latency", "20ms", "--batch-delay", "300ms", "--webhook-secret", webhookSecret)
 	for i := range 2 {
 		addr := freeAddr(t)
 		// Default dispatch workers and limit; serveEnv's small worker count is for the other tests.
-		startServe(t, fmt.Sprintf("serve-%d", i), addr, append(serveEnv(dbURL, addr, sandboxURL), "WAYBILL_DISPATCH_WORKERS=2000"))
+		startServe(t, fmt.Sprintf("serve-%d", i), addr, append(serveEnv(dbURL, addr, sandboxURL),
+			"WAYBILL_DISPATCH_WORKERS=10000", "ONFLEET_WEBHOOK_SECRET="+webhookSecret))
+		if i == 0 {
+			// Onfleet's batch-completed webhook, as `waybill carriers register` sets it up: batches
+			// settle when the carrier finishes them, without polls.
+			registerBatchWebhook(t, sandboxURL, "http://"+addr+"/webhooks/onfleet")
+		}
 	}
 
 	// A steady 200 orders/s for 20 s, one-row INSERTs as the monolith makes them.

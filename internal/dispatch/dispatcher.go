@@ -553,7 +553,8 @@ const (
 )
 
 // pollState spaces one batch's polls: the first when a job usually finishes (jobTime), then
-// at half that, backing off after a few, so that a batch costs one poll when all goes well.
+// every PollEvery (or half the usual job time if longer), backing off after a few, so that a
+// batch costs one poll when all goes well.
 type pollState struct {
 	n    int
 	last time.Time
@@ -565,7 +566,8 @@ func (p *pollState) due(now, submitted time.Time, typical, every time.Duration) 
 	case p.n == 0:
 		next = submitted.Add(typical)
 	case p.n < 4:
-		next = p.last.Add(max(typical/2, 100*time.Millisecond))
+		// Not sooner than every: under the limit a poll costs a create's token.
+		next = p.last.Add(max(typical/2, every))
 	default:
 		next = p.last.Add(min(every<<(p.n-4), 4*every))
 	}
