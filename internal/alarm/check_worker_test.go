@@ -52,7 +52,7 @@ func TestCheckWorkerEndToEnd(t *testing.T) {
 	// RunOnStart: the new leader checks at once; the check's Slack job follows.
 	waitFor := func(kind string) {
 		t.Helper()
-		timeout := time.After(30 * time.Second)
+		timeout := time.After(60 * time.Second)
 		for {
 			select {
 			case ev := <-events:
@@ -61,7 +61,11 @@ func TestCheckWorkerEndToEnd(t *testing.T) {
 					return
 				}
 			case <-timeout:
-				t.Fatalf("no %s job completed", kind)
+				// Say where the jobs are: a stall and a missing job look alike from here.
+				var jobs string
+				_ = pool.QueryRow(ctx, `SELECT coalesce(string_agg(kind || ':' || state || ':attempt ' || attempt || ':at ' || scheduled_at::text, ', '), 'none')
+					FROM waybill.river_job WHERE kind <> 'dispatch_order'`).Scan(&jobs)
+				t.Fatalf("no %s job completed; jobs: %s", kind, jobs)
 			}
 		}
 	}
