@@ -36,16 +36,30 @@ func PriorityOf(ctx context.Context) ratelimit.Priority {
 	return p
 }
 
-// WithTokenTaken says the caller already waited for this request's token (dispatch takes it
-// before it gathers a batch, so that the batch grows while it waits).
-func WithTokenTaken(ctx context.Context) context.Context {
-	return context.WithValue(ctx, tokenTakenKey, true)
+// WithToken says the caller took this request's token at granted (dispatch takes it before it
+// gathers a batch, so that the batch grows while it waits).
+func WithToken(ctx context.Context, granted time.Time) context.Context {
+	return context.WithValue(ctx, tokenTakenKey, granted)
 }
 
-// TokenTaken reports WithTokenTaken.
-func TokenTaken(ctx context.Context) bool {
-	v, _ := ctx.Value(tokenTakenKey).(bool)
-	return v
+// MaxTokenAge is how long after its token a request may still go out. The budget spaces tokens
+// evenly (1/18 s apart by default) and the carrier counts requests in any one-second window: a
+// request held up after its token (a slow commit, rendering 500 tasks on a busy machine) would
+// go out bunched with later ones and be refused. Past this age it waits for a fresh token, so
+// requests never leave closer together than the budget allows, less this slack.
+const MaxTokenAge = 25 * time.Millisecond
+
+// AwaitToken waits for this request's token from limiter (nil: no limit), at ctx's priority,
+// unless ctx carries one taken less than MaxTokenAge ago. Call it right before sending, after
+// the body is built.
+func AwaitToken(ctx context.Context, limiter Limiter) error {
+	if limiter == nil {
+		return nil
+	}
+	if granted, ok := ctx.Value(tokenTakenKey).(time.Time); ok && time.Since(granted) <= MaxTokenAge {
+		return nil
+	}
+	return limiter.Wait(ctx, PriorityOf(ctx))
 }
 
 // LocalLimiter is a process-local budget: for tests and tools that run without the database.

@@ -166,13 +166,13 @@ func (c *collector) run(ctx context.Context) {
 		granted := time.Now()
 		c.d.wg.Go(func() {
 			defer func() { <-c.slots }()
-			c.send(carrier.WithTokenTaken(ctx), items, granted)
+			c.send(carrier.WithToken(ctx, granted), items)
 		})
 	}
 }
 
 // send records the batch, then makes its one request.
-func (c *collector) send(ctx context.Context, items []*item, granted time.Time) {
+func (c *collector) send(ctx context.Context, items []*item) {
 	q := c.d.queries
 	params := dbsqlc.DispatchBatchInsertParams{Carrier: c.name}
 	for _, it := range items {
@@ -182,11 +182,6 @@ func (c *collector) send(ctx context.Context, items []*item, granted time.Time) 
 	batchID, err := q.DispatchBatchInsert(ctx, c.d.pool, params)
 	if err != nil {
 		deliver(items, outcome{err: fmt.Errorf("record dispatch batch: %w", err)})
-		return
-	}
-	if err := c.freshToken(ctx, granted); err != nil {
-		c.d.finishUnsent(ctx, batchID)
-		deliver(items, outcome{err: err})
 		return
 	}
 	if c.maxBatch() == 1 || len(items) == 1 {
@@ -255,23 +250,6 @@ func (c *collector) send(ctx context.Context, items []*item, granted time.Time) 
 	default:
 		deliver(items, outcome{err: err})
 	}
-}
-
-// maxTokenAge is how long after its token a request may still go out. The budget spaces tokens
-// evenly (1/18 s apart by default) and the carrier counts requests in any one-second window:
-// a request held up after its token (a slow commit of its batch row, a busy machine) would go
-// out bunched with later ones and be refused. Past this age it waits for a fresh token, so
-// requests never leave closer together than the budget allows, less this slack.
-const maxTokenAge = 25 * time.Millisecond
-
-func (c *collector) freshToken(ctx context.Context, granted time.Time) error {
-	if c.limiter == nil || time.Since(granted) <= maxTokenAge {
-		return nil
-	}
-	if err := c.limiter.Wait(ctx, ratelimit.High); err != nil {
-		return fmt.Errorf("wait for the %s request budget: %w", c.name, err)
-	}
-	return nil
 }
 
 // sendOne creates one order's task with the carrier's single-task call.

@@ -207,8 +207,8 @@ func unrenderable(err error) string {
 // send makes one rendered request after waiting for the rate limiter, with idempotencyKey in
 // r's idempotency header when both are set. Its answers are judged as do's.
 func (c *Carrier) send(ctx context.Context, r *compiledRequest, target string, body []byte, idempotencyKey string) (int, answer, error) {
-	if c.limiter != nil && !carrier.TokenTaken(ctx) {
-		if err := c.limiter.Wait(ctx, carrier.PriorityOf(ctx)); err != nil {
+	if c.limiter != nil {
+		if err := carrier.AwaitToken(ctx, c.limiter); err != nil {
 			// Nothing was sent: not ambiguous.
 			return 0, answer{}, &carrier.Error{Carrier: c.name, Class: carrier.Transient, Message: "waiting for the rate limiter", Err: err}
 		}

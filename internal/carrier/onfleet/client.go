@@ -194,8 +194,8 @@ func (c *Client) do(ctx context.Context, method, path string, in any, decode fun
 		}
 		body = bytes.NewReader(b)
 	}
-	if c.limiter != nil && !carrier.TokenTaken(ctx) {
-		if err := c.limiter.Wait(ctx, carrier.PriorityOf(ctx)); err != nil {
+	if c.limiter != nil {
+		if err := carrier.AwaitToken(ctx, c.limiter); err != nil {
 			// Nothing was sent: not ambiguous.
 			return &carrier.Error{Carrier: Name, Class: carrier.Transient, Message: "waiting for the rate limiter", Err: err}
 		}
