@@ -20,7 +20,7 @@ SELECT id, carrier, state, order_ids, external_ids, carrier_job_id, results, set
 FROM waybill.dispatch_batches WHERE id = @id;
 
 -- name: DispatchBatchGetByJobID :one
-SELECT id, state FROM waybill.dispatch_batches WHERE carrier = @carrier AND carrier_job_id = @carrier_job_id;
+SELECT id, state, order_ids FROM waybill.dispatch_batches WHERE carrier = @carrier AND carrier_job_id = @carrier_job_id;
 
 -- name: DispatchBatchClaimLookup :execrows
 -- One instance at a time looks a batch up at the carrier; a claim older than @stale_seconds is
@@ -83,13 +83,6 @@ SELECT id, status, created_at, dispatched_at, carrier_ref FROM updated;
 UPDATE waybill.dispatch_batches
 SET state = 'finished', settled_by = @settled_by, results = @results::jsonb, finished_at = now()
 WHERE id = @id AND state <> 'finished';
-
--- name: DispatchBatchesUnfinished :many
--- For ops and the stuck-batch alarm.
-SELECT id, carrier, state, cardinality(order_ids)::int AS orders, carrier_job_id, error, created_at
-FROM waybill.dispatch_batches
-WHERE state <> 'finished'
-ORDER BY id;
 
 -- name: CarrierRateTake :one
 SELECT waybill.carrier_rate_take(@carrier, @rate::float8, @low::boolean)::float8 AS wait_seconds;

@@ -99,7 +99,7 @@ func (b *runner) runCarrier(ctx context.Context, cfg carrierConfig) (*CarrierRes
 		}
 	}
 
-	load := func(what, prefix string, insert func() (int, error)) (CarrierLoad, error) {
+	load := func(what string, insert func() (int, error)) (CarrierLoad, error) {
 		l := CarrierLoad{What: what}
 		before, err := limitedStats(ctx, sandboxURL)
 		if err != nil {
@@ -156,15 +156,15 @@ func (b *runner) runCarrier(ctx context.Context, cfg carrierConfig) (*CarrierRes
 	}
 	stamp := time.Now().Unix()
 	b.logger.Info("carrier: lone orders", "rate", cfg.lowRate, "for", cfg.lowFor)
-	if res.Low, err = load(fmt.Sprintf("%g order/s for %s", cfg.lowRate, cfg.lowFor), "", paced(fmt.Sprintf("carrier-low-%d-", stamp), cfg.lowRate, cfg.lowFor)); err != nil {
+	if res.Low, err = load(fmt.Sprintf("%g order/s for %s", cfg.lowRate, cfg.lowFor), paced(fmt.Sprintf("carrier-low-%d-", stamp), cfg.lowRate, cfg.lowFor)); err != nil {
 		return res, fmt.Errorf("low rate: %w", err)
 	}
 	b.logger.Info("carrier: steady load", "rate", cfg.steadyRate, "for", cfg.steadyFor)
-	if res.Steady, err = load(fmt.Sprintf("%g orders/s for %s, one-row INSERTs", cfg.steadyRate, cfg.steadyFor), "", paced(fmt.Sprintf("carrier-steady-%d-", stamp), cfg.steadyRate, cfg.steadyFor)); err != nil {
+	if res.Steady, err = load(fmt.Sprintf("%g orders/s for %s, one-row INSERTs", cfg.steadyRate, cfg.steadyFor), paced(fmt.Sprintf("carrier-steady-%d-", stamp), cfg.steadyRate, cfg.steadyFor)); err != nil {
 		return res, fmt.Errorf("steady: %w", err)
 	}
 	b.logger.Info("carrier: bulk insert", "orders", cfg.bulk)
-	if res.Bulk, err = load(fmt.Sprintf("%d orders in one INSERT", cfg.bulk), "", func() (int, error) {
+	if res.Bulk, err = load(fmt.Sprintf("%d orders in one INSERT", cfg.bulk), func() (int, error) {
 		_, err := b.pool.Exec(ctx, `INSERT INTO waybill.orders (external_id, carrier, payload)
 			SELECT $1 || g, 'onfleet', $2::jsonb FROM generate_series(1, $3::int) g`,
 			fmt.Sprintf("carrier-bulk-%d-", stamp), orderPayload(0, time.Now()), cfg.bulk)

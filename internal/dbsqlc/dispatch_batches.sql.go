@@ -239,7 +239,7 @@ func (q *Queries) DispatchBatchGet(ctx context.Context, db DBTX, id int64) (Disp
 }
 
 const dispatchBatchGetByJobID = `-- name: DispatchBatchGetByJobID :one
-SELECT id, state FROM waybill.dispatch_batches WHERE carrier = $1 AND carrier_job_id = $2
+SELECT id, state, order_ids FROM waybill.dispatch_batches WHERE carrier = $1 AND carrier_job_id = $2
 `
 
 type DispatchBatchGetByJobIDParams struct {
@@ -248,14 +248,15 @@ type DispatchBatchGetByJobIDParams struct {
 }
 
 type DispatchBatchGetByJobIDRow struct {
-	ID    int64
-	State string
+	ID       int64
+	State    string
+	OrderIds []int64
 }
 
 func (q *Queries) DispatchBatchGetByJobID(ctx context.Context, db DBTX, arg DispatchBatchGetByJobIDParams) (DispatchBatchGetByJobIDRow, error) {
 	row := db.QueryRow(ctx, dispatchBatchGetByJobID, arg.Carrier, arg.CarrierJobID)
 	var i DispatchBatchGetByJobIDRow
-	err := row.Scan(&i.ID, &i.State)
+	err := row.Scan(&i.ID, &i.State, &i.OrderIds)
 	return i, err
 }
 
@@ -334,52 +335,6 @@ type DispatchBatchSubmittedParams struct {
 func (q *Queries) DispatchBatchSubmitted(ctx context.Context, db DBTX, arg DispatchBatchSubmittedParams) error {
 	_, err := db.Exec(ctx, dispatchBatchSubmitted, arg.CarrierJobID, arg.ID)
 	return err
-}
-
-const dispatchBatchesUnfinished = `-- name: DispatchBatchesUnfinished :many
-SELECT id, carrier, state, cardinality(order_ids)::int AS orders, carrier_job_id, error, created_at
-FROM waybill.dispatch_batches
-WHERE state <> 'finished'
-ORDER BY id
-`
-
-type DispatchBatchesUnfinishedRow struct {
-	ID           int64
-	Carrier      string
-	State        string
-	Orders       int32
-	CarrierJobID *string
-	Error        *string
-	CreatedAt    time.Time
-}
-
-// For ops and the stuck-batch alarm.
-func (q *Queries) DispatchBatchesUnfinished(ctx context.Context, db DBTX) ([]DispatchBatchesUnfinishedRow, error) {
-	rows, err := db.Query(ctx, dispatchBatchesUnfinished)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []DispatchBatchesUnfinishedRow{}
-	for rows.Next() {
-		var i DispatchBatchesUnfinishedRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.Carrier,
-			&i.State,
-			&i.Orders,
-			&i.CarrierJobID,
-			&i.Error,
-			&i.CreatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const orderEventInsertDispatchWarning = `-- name: OrderEventInsertDispatchWarning :exec

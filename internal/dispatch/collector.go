@@ -199,11 +199,7 @@ func (c *collector) send(ctx context.Context, items []*item) {
 		var res carrier.BatchResult
 		res, err = c.syncer.CreateBatchSync(ctx, batchID, reqs)
 		if err == nil {
-			t := c.d.track(batchID)
-			for _, it := range items {
-				t.add(it.req.OrderID, waiter{jobID: it.jobID, done: it.done})
-			}
-			if err := t.settle(context.WithoutCancel(ctx), params.OrderIds, resultsOf(res), "answer"); err != nil {
+			if err := c.d.follow(batchID, items).settle(context.WithoutCancel(ctx), params.OrderIds, resultsOf(res), "answer"); err != nil {
 				// Unsettled, the batch is looked up (FindTask per order) and settled later.
 				logger.WarnContext(ctx, "could not record a batch's answer", "error", err)
 			}

@@ -146,11 +146,12 @@ func (d *Dispatcher) await(ctx context.Context, batchID, jobID, orderID int64) (
 }
 
 // follow settles a batch that was just sent, for the orders that went in it.
-func (d *Dispatcher) follow(batchID int64, items []*item) {
+func (d *Dispatcher) follow(batchID int64, items []*item) *tracker {
 	t := d.track(batchID)
 	for _, it := range items {
 		t.add(it.req.OrderID, waiter{jobID: it.jobID, done: it.done})
 	}
+	return t
 }
 
 func (d *Dispatcher) track(batchID int64) *tracker {
@@ -296,11 +297,7 @@ func (d *Dispatcher) SettleFromWebhook(ctx context.Context, carrierName, jobID s
 	if b.State == "finished" {
 		return nil
 	}
-	full, err := d.queries.DispatchBatchGet(ctx, d.pool, b.ID)
-	if err != nil {
-		return fmt.Errorf("read batch %d: %w", b.ID, err)
-	}
-	_, err = d.settle(ctx, b.ID, full.OrderIds, resultsOf(res), "webhook", nil)
+	_, err = d.settle(ctx, b.ID, b.OrderIds, resultsOf(res), "webhook", nil)
 	return err
 }
 
