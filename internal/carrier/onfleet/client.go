@@ -229,9 +229,17 @@ func (c *Client) do(ctx context.Context, method, path string, in any, decode fun
 		}
 		return e
 	}
-	if c.limiter != nil && resp.Header.Get("X-RateLimit-Remaining") == "0" {
-		// The next request would be refused: let the window move on first.
-		c.limiter.Block(ctx, time.Second)
+	if c.limiter != nil {
+		switch resp.Header.Get("X-RateLimit-Remaining") {
+		case "0":
+			// The next request would be refused: let the window move on first.
+			c.limiter.Block(ctx, time.Second)
+		case "1":
+			// The budget leaves two requests of room in the carrier's window; one left means
+			// requests bunched (a busy machine delays some after their tokens): pause a
+			// little so the one in flight does not meet another.
+			c.limiter.Block(ctx, 250*time.Millisecond)
+		}
 	}
 	if decode == nil {
 		return nil
